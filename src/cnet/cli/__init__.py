@@ -1,0 +1,79 @@
+"""The `cnet` command line: parse, call one core operation, print the result.
+
+Only this package prints and chooses exit codes. Errors are one line on
+stderr, `cnet: error: ...`, with the exit code of the error's class (see
+errors.py); `--debug` adds the traceback. Core modules are imported inside
+the commands, so `--help` and `--version` stay quick.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import CnetError
+from .create import create
+from .delete import delete, rm
+from .show import inspect, ls
+
+
+class Context:
+    """What the global options chose; the core API object is made on first use."""
+
+    def __init__(self, state, config, firewall, debug):
+        self.state, self.config, self.firewall, self.debug = state, config, firewall, debug
+        self._api = None
+
+    @property
+    def api(self):
+        if self._api is None:
+            from ..core import Cnet
+
+            self._api = Cnet(state=self.state, config=self.config, firewall=self.firewall)
+        return self._api
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state", metavar="PATH", help="State file (default /var/lib/cnet/state.yaml; env CNET_STATE).")
+@click.option("--config", metavar="PATH", help="Config file (default /etc/cnet/config.yaml; env CNET_CONFIG).")
+@click.option("--firewall", type=click.Choice(["nftables", "iptables"]), envvar="CNET_FIREWALL",
+              help="Firewall backend (env CNET_FIREWALL; default from the config file, else nftables).")
+@click.option("--debug", is_flag=True, help="Show a traceback with errors.")
+@click.version_option(__version__, "--version", prog_name="cnet", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx, state, config, firewall, debug):
+    """cnet: container networking for any network namespace, without a daemon."""
+    ctx.obj = Context(state, config, firewall, debug)
+
+
+for command in (create, ls, inspect, delete, rm):
+    cli.add_command(command)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"cnet: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = cli.main(args=args, prog_name="cnet", standalone_mode=False)
+    except click.UsageError as e:
+        where = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+        _fail(" ".join(e.format_message().split()) + where, 2)
+    except CnetError as e:
+        if debug:
+            traceback.print_exc()
+        _fail(str(e), e.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        _fail("interrupted", 130)
+    except Exception as e:  # a bug or an unforeseen failure: still one line, unless --debug
+        if debug:
+            raise
+        _fail(f"unexpected {type(e).__name__}: {e} (run with --debug for a traceback)", 1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,29 @@
+"""`cnet delete ...` (alias `rm`)."""
+
+import click
+
+
+def _delete_network(obj, name, if_exists, force):
+    if obj.api.delete_network(name, if_exists=if_exists, force=force):
+        click.echo(name)
+
+
+def _make_group(group_name: str, help_text: str) -> click.Group:
+    @click.group(group_name, help=help_text)
+    def group():
+        pass
+
+    for kind in ("bridge", "network"):
+        @group.command(kind, help="Delete a network (in use: exit 4 unless --force).")
+        @click.argument("name")
+        @click.option("--if-exists", is_flag=True, help="Succeed if there is no such network.")
+        @click.option("--force", is_flag=True, help="Detach the sandboxes still on it first.")
+        @click.pass_obj
+        def delete_network(obj, name, if_exists, force):
+            _delete_network(obj, name, if_exists, force)
+
+    return group
+
+
+delete = _make_group("delete", "Delete a network or a sandbox.")
+rm = _make_group("rm", "Delete a network or a sandbox (alias of delete).")

@@ -1,0 +1,32 @@
+"""Output formats: aligned tables for people, JSON for programs, names for -q."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def as_json(value) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def network_view(net, endpoint_count: int) -> dict:
+    """A network as `ls --json` and `inspect --json` show it (a stable shape)."""
+    return {
+        "name": net.name,
+        "driver": net.driver,
+        "subnets": [{"subnet": s.subnet, "gateway": s.gateway, "ip_range": s.ip_range} for s in net.subnets],
+        "mtu": net.mtu,
+        "internal": net.internal,
+        "masquerade": net.masquerade,
+        "options": net.options,
+        "created": net.created,
+        "endpoints": endpoint_count,
+    }

@@ -1,0 +1,74 @@
+"""Planning networks: validate a request against the state and turn it into a
+`Network`. Pure: no kernel, no files (host routes come in as a callable)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+
+from ..config import Config, iter_pool_subnets
+from ..errors import Conflict, InvalidInput
+from ..ipam import SubnetPool, overlaps, parse_cidr
+from ..model import Network, State, Subnet
+from ..names import check_ifname
+
+MIN_IPV6_MTU = 1280  # below it the kernel turns IPv6 off on the link
+
+
+def plan_bridge(state: State, config: Config, name: str, *, subnets: Iterable[str] = (),
+                gateways: Iterable[str] = (), ip_range: str | None = None,
+                mtu: int | None = None, internal: bool = False, masquerade: bool = True,
+                host_routes: Callable[[], list] = list) -> Network:
+    """The network that `cnet create bridge` would make, validated in full."""
+    check_ifname(name)
+    subnets, gateways = list(subnets), list(gateways)
+    if len(gateways) > len(subnets):
+        raise InvalidInput("each --gateway needs a --subnet it belongs to (the n-th gateway goes with the n-th subnet)")
+    parsed = [parse_cidr(s) for s in subnets]
+    versions = [n.version for n in parsed]
+    if len(set(versions)) != len(versions):
+        raise InvalidInput("a bridge network takes at most one IPv4 and one IPv6 subnet")
+    pools = [SubnetPool(str(n), gateways[i] if i < len(gateways) else None) for i, n in enumerate(parsed)]
+    if ip_range is not None:
+        pools = _with_ip_range(pools, ip_range)
+    mtu = config.mtu if mtu is None else mtu
+    if not 68 <= mtu <= 65535:
+        raise InvalidInput(f"MTU {mtu} is out of range (68-65535)")
+    if mtu < MIN_IPV6_MTU and 6 in versions:
+        raise InvalidInput(f"MTU {mtu} is below {MIN_IPV6_MTU}, the least IPv6 works with")
+    if name in state.networks:
+        raise Conflict(f"network {name} already exists")
+    for pool in pools:
+        _check_no_overlap(state, pool.subnet)
+    if not pools:
+        pools = [SubnetPool(str(_pick_subnet(state, config, host_routes())))]
+    return Network(
+        name=name, driver="bridge",
+        subnets=[Subnet(str(p.subnet), str(p.gateway), str(p.ip_range) if p.ip_range else None) for p in pools],
+        mtu=mtu, internal=internal, masquerade=masquerade and not internal,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def _with_ip_range(pools: list[SubnetPool], ip_range: str) -> list[SubnetPool]:
+    rng = parse_cidr(ip_range, "ip-range")
+    for i, p in enumerate(pools):
+        if p.version == rng.version:
+            pools[i] = SubnetPool(str(p.subnet), str(p.gateway), ip_range)
+            return pools
+    raise InvalidInput(f"ip-range {ip_range} needs an IPv{rng.version} --subnet that contains it")
+
+
+def _check_no_overlap(state: State, subnet) -> None:
+    for other in state.networks.values():
+        for s in other.subnets:
+            if overlaps(subnet, parse_cidr(s.subnet)):
+                raise Conflict(f"subnet {subnet} overlaps subnet {s.subnet} of network {other.name}")
+
+
+def _pick_subnet(state: State, config: Config, routes: list):
+    """The first pool subnet that overlaps no cnet network and no host route."""
+    taken = [parse_cidr(s.subnet) for n in state.networks.values() for s in n.subnets] + list(routes)
+    for candidate in iter_pool_subnets(config.address_pools):
+        if not any(overlaps(candidate, t) for t in taken):
+            return candidate
+    raise Conflict("no free subnet left in the address pools; give one with --subnet")

@@ -1,0 +1,1 @@
+"""Network drivers: each creates and deletes one kind of network's kernel objects."""

@@ -1,0 +1,41 @@
+"""The errors cnet raises, each carrying the exit code the CLI contract gives it.
+
+Only the CLI turns these into output; every other layer raises them with a
+message that says what went wrong and why, in one line.
+"""
+
+
+class CnetError(Exception):
+    """Base class. Exit code 1: the operation failed (and was rolled back)."""
+
+    exit_code = 1
+
+
+class OperationFailed(CnetError):
+    """A kernel or file operation failed; whatever was applied was undone."""
+
+    exit_code = 1
+
+
+class StateFileError(CnetError):
+    """The state file cannot be read (unparseable, unknown version). Never overwritten."""
+
+    exit_code = 1
+
+
+class InvalidInput(CnetError):
+    """Bad usage or an invalid value (exit 2)."""
+
+    exit_code = 2
+
+
+class NotFound(CnetError):
+    """A named object does not exist (exit 3)."""
+
+    exit_code = 3
+
+
+class Conflict(CnetError):
+    """Exists already, in use, address taken, pool exhausted (exit 4)."""
+
+    exit_code = 4

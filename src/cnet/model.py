@@ -1,0 +1,142 @@
+"""The objects cnet records, as plain data (libnetwork's CNM made concrete).
+
+A network is a driver's L2/L3 segment, a sandbox a named network namespace,
+an endpoint one attachment of a sandbox to a network, a port mapping one
+published port. These classes know how to become the plain dicts of the state
+file and back; they know nothing of the kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Subnet:
+    """One subnet of a network and its IPAM cursor."""
+
+    subnet: str  # CIDR, e.g. "172.26.0.0/16"
+    gateway: str  # address only, e.g. "172.26.0.1"
+    ip_range: str | None = None  # CIDR inside subnet that endpoints are drawn from
+    last: str | None = None  # last address handed out: allocation continues after it
+
+    @property
+    def prefixlen(self) -> int:
+        return int(self.subnet.rpartition("/")[2])
+
+    @property
+    def gateway_cidr(self) -> str:
+        return f"{self.gateway}/{self.prefixlen}"
+
+
+@dataclass
+class Network:
+    name: str
+    driver: str
+    subnets: list[Subnet]
+    mtu: int
+    internal: bool = False
+    masquerade: bool = True
+    options: dict = field(default_factory=dict)
+    created: str = ""  # ISO 8601, UTC
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Network:
+        d = dict(d)
+        d["subnets"] = [Subnet(**s) for s in d.get("subnets", ())]
+        return cls(**d)
+
+    def same_definition(self, other: Network) -> bool:
+        """True when two networks were asked for with the same settings
+        (the IPAM cursor and creation time aside): what --exist-ok compares."""
+        mine = [(s.subnet, s.gateway, s.ip_range) for s in self.subnets]
+        theirs = [(s.subnet, s.gateway, s.ip_range) for s in other.subnets]
+        return (self.driver, mine, self.mtu, self.internal, self.masquerade, self.options) == (
+            other.driver, theirs, other.mtu, other.internal, other.masquerade, other.options)
+
+
+@dataclass
+class Sandbox:
+    name: str
+    mode: str = "none"  # none | joined | adopted | host
+    target: str | None = None  # joined: the other sandbox; adopted: the namespace path
+    dns: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # "HOST:IP" entries
+    created: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Sandbox:
+        return cls(**d)
+
+
+@dataclass
+class Endpoint:
+    sandbox: str
+    network: str
+    ifname: str  # name inside the sandbox: eth0, eth1, ...
+    host_ifname: str  # host side of the veth pair
+    mac: str
+    addresses: list[str]  # CIDRs, e.g. ["172.26.0.2/16"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Endpoint:
+        return cls(**d)
+
+
+@dataclass
+class PortMapping:
+    sandbox: str
+    network: str
+    protocol: str  # tcp | udp | sctp
+    host_ip: str  # "0.0.0.0", "::" or one address
+    host_port: int
+    port: int  # the sandbox's port
+    count: int = 1  # a range maps host_port..host_port+count-1 to port..port+count-1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PortMapping:
+        return cls(**d)
+
+
+@dataclass
+class State:
+    """Everything cnet owns. The kernel is made to match it."""
+
+    networks: dict[str, Network] = field(default_factory=dict)
+    sandboxes: dict[str, Sandbox] = field(default_factory=dict)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    ports: list[PortMapping] = field(default_factory=list)
+
+    def endpoints_of_network(self, name: str) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.network == name]
+
+    def to_dict(self) -> dict:
+        return {
+            "networks": {n: v.to_dict() for n, v in self.networks.items()},
+            "sandboxes": {n: v.to_dict() for n, v in self.sandboxes.items()},
+            "endpoints": [e.to_dict() for e in self.endpoints],
+            "ports": [p.to_dict() for p in self.ports],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> State:
+        """Build from the state file's dict; raises TypeError/KeyError/ValueError
+        on a malformed document (the caller names the file)."""
+        return cls(
+            networks={n: Network.from_dict(v) for n, v in (d.get("networks") or {}).items()},
+            sandboxes={n: Sandbox.from_dict(v) for n, v in (d.get("sandboxes") or {}).items()},
+            endpoints=[Endpoint.from_dict(e) for e in d.get("endpoints") or ()],
+            ports=[PortMapping.from_dict(p) for p in d.get("ports") or ()],
+        )
