@@ -1,0 +1,50 @@
+# Everything a fresh Debian 12 machine needs, as root: `make demo`, `make test`.
+# System packages are installed with apt-get only when a tool is missing;
+# the Python side lives in a virtual environment in .venv.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
+APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
+
+.PHONY: all system-deps venv test unit demo bench bench-quick clean
+
+all: test
+
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+$(BIN)/cnet: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "installing python3-venv"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
+	  $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/cnet
+
+test: system-deps venv
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+demo: system-deps venv
+	tools/testhost env PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
+
+bench: system-deps venv
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/state_io.py
+
+bench-quick: system-deps venv
+	$(BIN)/python bench/startup.py --quick
+	$(BIN)/python bench/state_io.py --quick
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
