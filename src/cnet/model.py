@@ -62,9 +62,10 @@ class Network:
 class Sandbox:
     name: str
     mode: str = "none"  # none | joined | adopted | host
-    target: str | None = None  # joined: the other sandbox; adopted: the namespace path
+    target: str | None = None  # joined: the sandbox that owns the stack; adopted: the namespace path
     dns: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)  # "HOST:IP" entries
+    hostname: str | None = None
     created: str = ""
 
     def to_dict(self) -> dict:
@@ -121,6 +122,17 @@ class State:
 
     def endpoints_of_network(self, name: str) -> list[Endpoint]:
         return [e for e in self.endpoints if e.network == name]
+
+    def endpoints_of_sandbox(self, name: str) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.sandbox == name]
+
+    def owner(self, name: str) -> str:
+        """The sandbox that holds the stack `name` uses: itself, or the one it joined."""
+        sb = self.sandboxes[name]
+        return sb.target if sb.mode == "joined" else name
+
+    def joiners(self, name: str) -> list[str]:
+        return [s.name for s in self.sandboxes.values() if s.mode == "joined" and s.target == name]
 
     def to_dict(self) -> dict:
         return {

@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import CnetError
+from .attach import attach, detach, exec_
 from .create import create
 from .delete import delete, rm
 from .show import inspect, ls
@@ -49,7 +50,7 @@ def cli(ctx, state, config, firewall, debug):
     ctx.obj = Context(state, config, firewall, debug)
 
 
-for command in (create, ls, inspect, delete, rm):
+for command in (create, attach, detach, exec_, ls, inspect, delete, rm):
     cli.add_command(command)
 
 

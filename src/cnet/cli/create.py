@@ -25,3 +25,24 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
     obj.api.create_bridge(name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                           internal=internal, masquerade=not no_masquerade, exist_ok=exist_ok)
     click.echo(name)
+
+
+@create.command("ns")
+@click.argument("name")
+@click.option("--dns", multiple=True, metavar="IP", help="Nameserver for the sandbox's resolv.conf.")
+@click.option("--add-host", "add_hosts", multiple=True, metavar="HOST:IP", help="An extra line of its hosts file.")
+@click.option("--hostname", metavar="NAME", help="Host name seen by `cnet exec` (and in its hosts file).")
+@click.option("--join", metavar="OTHER", help="Share OTHER's network stack (the container mode).")
+@click.option("--pid", type=int, help="Adopt the network namespace of a running process.")
+@click.option("--netns-path", metavar="PATH", help="Adopt the network namespace at PATH.")
+@click.option("--host", is_flag=True, help="A name for the host's own namespace (for cnet exec).")
+@click.option("--network", metavar="NET", help="Attach to NET at once (prints the addresses).")
+@click.option("--ip", "ips", multiple=True, metavar="IP", help="Address on --network (one per subnet).")
+@click.pass_obj
+def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips):
+    """Create a sandbox: a named network namespace (`ip netns` sees it)."""
+    _, endpoint = obj.api.create_ns(name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns,
+                                    add_hosts=add_hosts, hostname=hostname, network=network, ips=ips)
+    if endpoint is not None:
+        for address in endpoint.addresses:
+            click.echo(address)

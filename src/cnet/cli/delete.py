@@ -22,6 +22,14 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
         def delete_network(obj, name, if_exists, force):
             _delete_network(obj, name, if_exists, force)
 
+    @group.command("ns", help="Delete a sandbox: its endpoints, mappings and name.")
+    @click.argument("name")
+    @click.option("--if-exists", is_flag=True, help="Succeed if there is no such sandbox.")
+    @click.pass_obj
+    def delete_ns(obj, name, if_exists):
+        if obj.api.delete_ns(name, if_exists=if_exists):
+            click.echo(name)
+
     return group
 
 

@@ -28,8 +28,12 @@ def ls(obj, what, json_out, quiet):
     elif what == "ns":
         items = [s.to_dict() for s in state.sandboxes.values()]
         names = [s["name"] for s in items]
-        rows = [[s["name"], s["mode"], s["target"] or "-"] for s in items]
-        headers = ["NAME", "MODE", "TARGET"]
+        networks = {}
+        for e in state.endpoints:
+            networks.setdefault(e.sandbox, []).append(e.network)
+        rows = [[s["name"], s["mode"], s["target"] or "-",
+                 ",".join(networks.get(state.owner(s["name"]), [])) or "-"] for s in items]
+        headers = ["NAME", "MODE", "TARGET", "NETWORKS"]
     elif what == "endpoints":
         items = [e.to_dict() for e in state.endpoints]
         names = [f"{e['sandbox']}:{e['network']}" for e in items]
@@ -57,10 +61,20 @@ def _flags(n: dict) -> str:
 
 @click.command("inspect")
 @click.argument("name")
+@click.option("--type", "kind", type=click.Choice(["network", "ns"]), help="Which kind of object NAME is.")
 @click.option("--json", "json_out", is_flag=True, help="JSON output.")
 @click.pass_obj
-def inspect(obj, name, json_out):
-    """Show a network as recorded and as the kernel has it."""
+def inspect(obj, name, kind, json_out):
+    """Show a network or a sandbox as recorded and as the kernel has it."""
+    state = obj.api.store.load()
+    if kind is None:
+        kinds = [k for k, table in (("network", state.networks), ("ns", state.sandboxes)) if name in table]
+        if len(kinds) > 1:
+            raise click.UsageError(f"{name} is both a network and a sandbox; say which with --type")
+        kind = kinds[0] if kinds else "network"
+    if kind == "ns":
+        _inspect_ns(obj, name, json_out)
+        return
     seen = obj.api.inspect_network(name)
     view = network_view(seen["network"], len(seen["endpoints"]))
     view["endpoints"] = [e.to_dict() for e in seen["endpoints"]]
@@ -82,3 +96,28 @@ def inspect(obj, name, json_out):
         owner = "" if k["owned"] else "  NOT TAGGED AS CNET'S"
         click.echo(f"kernel:     {k['kind']} {k['ifname']} state {k['state']} mtu {k['mtu']}{owner}")
         click.echo(f"addresses:  {' '.join(k['addresses']) or '-'}")
+
+
+def _inspect_ns(obj, name, json_out):
+    seen = obj.api.inspect_ns(name)
+    view = seen["sandbox"].to_dict()
+    view["stack_owner"] = seen["owner"]
+    view["endpoints"] = [e.to_dict() for e in seen["endpoints"]]
+    view["kernel"] = seen["kernel"]
+    if json_out:
+        as_json(view)
+        return
+    target = f" ({view['target']})" if view["target"] else ""
+    click.echo(f"name:       {view['name']}\nmode:       {view['mode']}{target}")
+    click.echo(f"created:    {view['created']}")
+    for e in view["endpoints"]:
+        click.echo(f"endpoint:   {e['ifname']} on {e['network']}  {' '.join(e['addresses'])}  "
+                   f"mac {e['mac']}  host link {e['host_ifname']}")
+    k = view["kernel"]
+    if k is None:
+        click.echo("kernel:     MISSING (no namespace at /run/netns; cnet delete ns removes the record)")
+        return
+    for link in k["links"]:
+        click.echo(f"link:       {link['ifname']} {link['state']} mtu {link['mtu']}  {' '.join(link['addresses'])}")
+    for route in k["routes"]:
+        click.echo(f"route:      {route}")

@@ -8,12 +8,14 @@ link-local address). Every step is registered for undo as soon as it is done.
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 
 from .. import faults
 from ..kernel import sysctl
 from ..kernel.netlink import Netlink
-from ..model import Network
+from ..errors import OperationFailed
+from ..model import Endpoint, Network
 
 
 def owner_tag(name: str) -> str:
@@ -47,3 +49,39 @@ def inspect(net: Network, nl: Netlink) -> dict | None:
     if view is not None:
         view["owned"] = view.pop("alias") == owner_tag(net.name)
     return view
+
+
+def endpoint_tag(ep: Endpoint) -> str:
+    return f"cnet endpoint {ep.sandbox} {ep.network}"
+
+
+def attach(net: Network, ep: Endpoint, sandbox_path: str, host: Netlink, inside: Netlink,
+           undo: ExitStack, default_route: bool) -> None:
+    """Plug the sandbox at sandbox_path into the bridge with a veth pair."""
+    bridge_index = host.link_index(net.name)
+    if bridge_index is None:
+        raise OperationFailed(f"the bridge of network {net.name} is missing from the kernel")
+    fd = os.open(sandbox_path, os.O_RDONLY)
+    try:
+        index = host.add_veth(ep.host_ifname, ep.ifname, fd, net.mtu, ep.mac, master=bridge_index)
+    finally:
+        os.close(fd)
+    undo.callback(host.delete_link, ep.host_ifname)  # takes the peer with it
+    host.set_alias(index, endpoint_tag(ep))
+    peer = inside.link_index(ep.ifname)
+    for cidr in ep.addresses:
+        inside.add_address(peer, cidr)
+    inside.set_up(peer)
+    faults.checkpoint("attach-addresses")
+    if default_route:
+        add_default_routes(net, inside)
+
+
+def add_default_routes(net: Network, inside: Netlink) -> None:
+    for s in net.subnets:
+        inside.add_default_route(s.gateway)
+
+
+def detach(ep: Endpoint, host: Netlink) -> None:
+    """Remove the veth pair (deleting one end deletes both); gone already is fine."""
+    host.delete_link(ep.host_ifname)

@@ -31,10 +31,17 @@ def _failed(what: str, e: NetlinkError) -> Exception:
 
 
 class Netlink:
-    """Netlink access to the namespace the process runs in."""
+    """Netlink access to the namespace the process runs in, or to the one at
+    netns_path (the socket is opened inside it and stays bound to it)."""
 
-    def __init__(self) -> None:
-        self.ipr = IPRoute()
+    def __init__(self, netns_path: str | None = None) -> None:
+        if netns_path is None:
+            self.ipr = IPRoute()
+        else:
+            from .netns import entered
+
+            with entered(netns_path):
+                self.ipr = IPRoute()
 
     def close(self) -> None:
         self.ipr.close()
@@ -58,6 +65,21 @@ class Netlink:
         except NetlinkError as e:
             raise _failed(f"cannot create bridge {name}", e) from e
         return self.link_index(name)
+
+    def add_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int, peer_mac: str,
+                 master: int) -> int:
+        """A veth pair in one request: `name` here, enslaved to master and up;
+        its peer born inside the other namespace (never here, where its name
+        could clash), down, with its MAC and MTU."""
+        try:
+            self.ipr.link("add", ifname=name, kind="veth", mtu=mtu, master=master, state="up",
+                          peer={"ifname": peer, "net_ns_fd": peer_netns_fd, "address": peer_mac, "mtu": mtu})
+        except NetlinkError as e:
+            raise _failed(f"cannot create veth pair {name}/{peer}", e) from e
+        return self.link_index(name)
+
+    def link_names(self) -> set[str]:
+        return {link.get("IFLA_IFNAME") for link in self.ipr.get_links()}
 
     def set_alias(self, index: int, alias: str) -> None:
         # link("add") ignores ifalias, hence a second request
@@ -111,6 +133,36 @@ class Netlink:
                           prefixlen=iface.network.prefixlen, **kwargs)
         except NetlinkError as e:
             raise _failed(f"cannot add address {cidr}", e) from e
+
+    def add_default_route(self, gateway: str) -> None:
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        try:
+            self.ipr.route("add", dst="default", gateway=gateway, family=family)
+        except NetlinkError as e:
+            if e.code == errno.EEXIST:
+                return  # the namespace has a default route of its own: keep it
+            raise _failed(f"cannot add a default route via {gateway}", e) from e
+
+    def default_gateways(self) -> list[str]:
+        found = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for r in self.ipr.get_routes(family=family, table=254):
+                if r["dst_len"] == 0 and r.get("RTA_GATEWAY"):
+                    found.append(r.get("RTA_GATEWAY"))
+        return found
+
+    def routes_view(self) -> list[str]:
+        """The main table, one route a line as `ip route` words it (roughly)."""
+        shown = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for r in self.ipr.get_routes(family=family, table=254):
+                dst = f"{r.get('RTA_DST')}/{r['dst_len']}" if r["dst_len"] else "default"
+                via = f" via {r.get('RTA_GATEWAY')}" if r.get("RTA_GATEWAY") else ""
+                oif = r.get("RTA_OIF")
+                dev = self.ipr.link("get", index=oif)[0].get("IFLA_IFNAME") if oif else "?"
+                if not dst.startswith("fe80:"):
+                    shown.append(f"{dst}{via} dev {dev}")
+        return shown
 
     def route_networks(self) -> list:
         """Destinations of the unicast and local routes in every table (no default routes)."""

@@ -1,0 +1,38 @@
+"""`cnet attach`, `cnet detach` and `cnet exec`."""
+
+import click
+
+
+@click.command("attach")
+@click.argument("ns")
+@click.argument("network")
+@click.option("--ip", "ips", multiple=True, metavar="IP", help="Pin an address (one per subnet).")
+@click.option("--mac", metavar="MAC", help="MAC address of the interface in the sandbox.")
+@click.option("--ifname", metavar="IF", help="Interface name in the sandbox (default eth0, eth1, ...).")
+@click.pass_obj
+def attach(obj, ns, network, ips, mac, ifname):
+    """Plug sandbox NS into NETWORK; prints its address(es), one a line."""
+    endpoint = obj.api.attach(ns, network, ips=ips, mac=mac, ifname=ifname)
+    for address in endpoint.addresses:
+        click.echo(address)
+
+
+@click.command("detach")
+@click.argument("ns")
+@click.argument("network")
+@click.pass_obj
+def detach(obj, ns, network):
+    """Unplug sandbox NS from NETWORK and release its addresses."""
+    obj.api.detach(ns, network)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("ns")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_(obj, ns, command):
+    """Run COMMAND in sandbox NS (cnet exec NS -- COMMAND...); exits with its status."""
+    argv = list(command)
+    if argv[:1] == ["--"]:  # click passes the separator through with these settings
+        argv = argv[1:]
+    obj.api.exec_ns(ns, argv)

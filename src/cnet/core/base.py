@@ -1,0 +1,102 @@
+"""What every cnet operation stands on: the state store, the configuration,
+the kernel handles, and the transaction that ties them together.
+
+A changing operation takes the state lock, loads the state, validates and
+plans in full, then applies kernel changes, registering an undo for each as
+soon as it is done. If a later step or the state write fails, the undos run
+in reverse and the state file is left as it was. Work that only follows from
+the saved state (the sandboxes' hosts files) runs after the save. Reading
+operations take no lock (the state file is replaced atomically) and open
+netlink only when they show what the kernel has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from ..config import Config, config_path, load_config, with_overrides
+from ..model import State
+from ..resolver import Resolver
+from ..state import StateStore, state_path
+
+
+@dataclass
+class Change:
+    """One transaction in progress."""
+
+    state: State
+    undo: ExitStack
+    kernel: Kernel
+    after: list[Callable[[], None]] = field(default_factory=list)  # run once the state is saved
+
+
+class CnetBase:
+    def __init__(self, state: str | None = None, config: str | None = None,
+                 firewall: str | None = None):
+        self.store = StateStore(state_path(state))
+        self.resolver = Resolver(self.store.path)
+        self._config_arg = config
+        self._firewall = firewall
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            named = self._config_arg or os.environ.get("CNET_CONFIG")
+            loaded = load_config(config_path(self._config_arg), must_exist=bool(named))
+            self._config = with_overrides(loaded, firewall=self._firewall)
+        return self._config
+
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[Change]:
+        with self.store.locked(), Kernel() as kernel:
+            with ExitStack() as undo:
+                change = Change(self.store.load(), undo, kernel)
+                yield change
+                self.store.save(change.state)
+                undo.pop_all()  # everything held: nothing to roll back
+            for step in change.after:
+                step()
+
+
+class Kernel:
+    """The kernel handles of one operation, opened on first use (so an
+    operation that fails validation never imports pyroute2) and closed at its
+    end: netlink on the host, and netlink inside each sandbox it touches."""
+
+    def __init__(self) -> None:
+        self._host = None
+        self._inside: dict[str, object] = {}
+
+    @property
+    def netlink(self):
+        if self._host is None:
+            from ..kernel.netlink import Netlink
+
+            self._host = Netlink()
+        return self._host
+
+    def inside(self, netns_path: str):
+        if netns_path not in self._inside:
+            from ..kernel.netlink import Netlink
+
+            self._inside[netns_path] = Netlink(netns_path)
+        return self._inside[netns_path]
+
+    def forget(self, netns_path: str) -> None:
+        """Close the handle inside a namespace about to go (an open one keeps it alive)."""
+        handle = self._inside.pop(netns_path, None)
+        if handle is not None:
+            handle.close()
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in [self._host, *self._inside.values()]:
+            if handle is not None:
+                handle.close()

@@ -1,0 +1,76 @@
+"""Operations on networks: create, inspect, delete."""
+
+from __future__ import annotations
+
+from ..errors import Conflict, NotFound
+from ..model import Network, State
+from . import networks
+from .base import CnetBase
+
+
+class NetworkOps(CnetBase):
+    def create_bridge(self, name: str, *, subnets=(), gateways=(), ip_range=None, mtu=None,
+                      internal=False, masquerade=True, exist_ok=False) -> Network:
+        from ..drivers import bridge
+
+        request = dict(subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
+                       internal=internal, masquerade=masquerade)
+        with self._change() as c:
+            existing = c.state.networks.get(name)
+            if existing is not None and exist_ok:
+                others = State(networks={k: v for k, v in c.state.networks.items() if k != name})
+                wanted = networks.plan_bridge(others, self.config, name, **request, host_routes=list)
+                if not subnets:
+                    wanted.subnets = existing.subnets
+                if not existing.same_definition(wanted):
+                    raise Conflict(f"network {name} exists with other settings")
+                return existing
+            net = networks.plan_bridge(c.state, self.config, name, **request,
+                                       host_routes=lambda: c.kernel.netlink.route_networks())
+            if c.kernel.netlink.link_index(name) is not None:
+                raise Conflict(f"a link named {name} already exists on the host")
+            bridge.create(net, c.kernel.netlink, c.undo)
+            c.state.networks[name] = net
+            return net
+
+    def list_networks(self) -> list[Network]:
+        return list(self.store.load().networks.values())
+
+    def network(self, name: str) -> tuple[Network, State]:
+        state = self.store.load()
+        if name not in state.networks:
+            raise NotFound(f"network {name} not found")
+        return state.networks[name], state
+
+    def inspect_network(self, name: str) -> dict:
+        """The network as recorded, its endpoints, and what the kernel shows of it."""
+        from ..drivers import bridge
+        from .base import Kernel
+
+        net, state = self.network(name)
+        with Kernel() as kernel:
+            seen = bridge.inspect(net, kernel.netlink)
+        return {"network": net, "endpoints": state.endpoints_of_network(name), "kernel": seen}
+
+    def delete_network(self, name: str, *, if_exists=False, force=False) -> bool:
+        """Delete a network; False if it did not exist and if_exists was given."""
+        from ..drivers import bridge
+
+        with self._change() as c:
+            net = c.state.networks.get(name)
+            if net is None:
+                if if_exists:
+                    return False
+                raise NotFound(f"network {name} not found")
+            attached = c.state.endpoints_of_network(name)
+            if attached and not force:
+                users = ", ".join(sorted({e.sandbox for e in attached}))
+                raise Conflict(f"network {name} is in use by sandbox(es) {users} (use --force to detach them)")
+            # Endpoints first, while the bridge they hang on still exists; the bridge last.
+            for ep in attached:
+                self._detach_endpoint(c, ep)
+            bridge.delete(net, c.kernel.netlink)
+            del c.state.networks[name]
+            owners = [e.sandbox for e in attached]
+            c.after.append(lambda: self.resolver.networks_changed(c.state, [name], owners))
+            return True

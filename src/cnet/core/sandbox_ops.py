@@ -1,0 +1,252 @@
+"""Operations on sandboxes and endpoints: create, attach, detach, delete, exec.
+
+A sandbox is a name under /run/netns. Its mode says whose namespace that is:
+its own (none), another sandbox's (joined: the two share one stack, and
+endpoints are recorded under the stack's owner), a running process's or an
+existing path (adopted: cnet never deletes that namespace), or the host's.
+"""
+
+from __future__ import annotations
+
+from ..errors import CnetError, InvalidInput, NotFound
+from ..model import Endpoint, Sandbox, State
+from ..resolver import etc_dir
+from . import sandboxes
+from .base import Change, CnetBase
+
+
+class CommandNotRunnable(CnetError):
+    """`cnet exec` could not start the command: 127 not found, 126 not executable, as shells say."""
+
+
+class SandboxOps(CnetBase):
+    # -- create ------------------------------------------------------------
+
+    def create_ns(self, name: str, *, join: str | None = None, pid: int | None = None,
+                  netns_path: str | None = None, host: bool = False, dns=(), add_hosts=(),
+                  hostname: str | None = None, network: str | None = None, ips=()) -> tuple[Sandbox, Endpoint | None]:
+        """A sandbox, and with network= its first endpoint, in one transaction."""
+        from ..kernel import netns
+
+        modes = [m for m, on in (("--join", join), ("--pid", pid is not None),
+                                 ("--netns-path", netns_path), ("--host", host)) if on]
+        if len(modes) > 1:
+            raise InvalidInput(f"{' and '.join(modes)} cannot be combined: a sandbox has one mode")
+        if ips and not network:
+            raise InvalidInput("--ip needs --network")
+        mode = "joined" if join else "adopted" if (pid is not None or netns_path) else "host" if host else "none"
+        with self._change() as c:
+            sb = sandboxes.plan_sandbox(c.state, name, mode=mode, target=join, dns=dns,
+                                        add_hosts=add_hosts, hostname=hostname)
+            if network is not None and network not in c.state.networks:
+                raise NotFound(f"network {network} not found")
+            if mode == "host" and network:
+                raise InvalidInput("a host-mode sandbox cannot be attached to a network")
+            if mode == "adopted":
+                sb.target = _adoptable(pid, netns_path)
+            source = {"joined": lambda: netns.path_of(sb.target), "adopted": lambda: sb.target,
+                      "host": lambda: "/proc/thread-self/ns/net"}.get(mode)
+            if mode == "joined" and not netns.exists(sb.target):
+                raise self._gone(sb.target)
+            if source is None:
+                netns.create(name)
+            else:
+                netns.bind(name, source())
+            c.undo.callback(netns.remove, name)
+            c.undo.callback(c.kernel.forget, netns.path_of(name))
+            if mode == "none":
+                inside = c.kernel.inside(netns.path_of(name))
+                inside.set_up(inside.link_index("lo"))
+            c.state.sandboxes[name] = sb
+            c.undo.callback(self.resolver.remove_sandbox, name)
+            self.resolver.write_sandbox(c.state, sb, self.config.dns)
+            ep = self._attach(c, name, network, ips=ips) if network else None
+            # A joined sandbox is one more name for its owner's addresses.
+            changed = [e.network for e in c.state.endpoints_of_sandbox(c.state.owner(name))]
+            c.after.append(lambda: self.resolver.networks_changed(c.state, changed, [name]))
+            return sb, ep
+
+    # -- attach / detach ---------------------------------------------------
+
+    def attach(self, ns: str, network: str, *, ips=(), mac: str | None = None,
+               ifname: str | None = None) -> Endpoint:
+        with self._change() as c:
+            ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname)
+            c.after.append(lambda: self.resolver.networks_changed(c.state, [network], [ep.sandbox]))
+            return ep
+
+    def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None) -> Endpoint:
+        from ..drivers import bridge
+        from ..kernel import netns
+
+        owner = self._owner(c.state, ns)
+        net = c.state.networks.get(network)
+        if net is None:
+            raise NotFound(f"network {network} not found")
+        if c.state.sandboxes[owner].mode == "host":
+            raise InvalidInput(f"sandbox {ns} is the host's own namespace and cannot be attached")
+        if not netns.exists(owner):
+            raise self._gone(owner)
+        inside = c.kernel.inside(netns.path_of(owner))
+        ep = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname,
+                                     present=inside.link_names())
+        ep.host_ifname = sandboxes.host_ifname(c.state, owner, network,
+                                               taken=lambda n: c.kernel.netlink.link_index(n) is not None)
+        gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
+        bridge.attach(net, ep, netns.path_of(owner), c.kernel.netlink, inside, c.undo, gives_default)
+        c.state.endpoints.append(ep)
+        return ep
+
+    def detach(self, ns: str, network: str) -> None:
+        with self._change() as c:
+            owner = self._owner(c.state, ns)
+            if network not in c.state.networks:
+                raise NotFound(f"network {network} not found")
+            found = [e for e in c.state.endpoints_of_sandbox(owner) if e.network == network]
+            if not found:
+                raise NotFound(f"sandbox {ns} is not attached to network {network}")
+            self._detach_endpoint(c, found[0])
+            c.after.append(lambda: self.resolver.networks_changed(c.state, [network], [owner]))
+
+    def _detach_endpoint(self, c: Change, ep: Endpoint) -> None:
+        """Remove an endpoint; if it carried the sandbox's default routes, the
+        next network of the sandbox gets them."""
+        from ..drivers import bridge
+        from ..kernel import netns
+
+        state = c.state
+        was_default = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks) is ep
+        bridge.detach(ep, c.kernel.netlink)
+        state.endpoints.remove(ep)
+        state.ports = [p for p in state.ports if not (p.sandbox == ep.sandbox and p.network == ep.network)]
+        if was_default and netns.exists(ep.sandbox):
+            successor = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks)
+            if successor is not None:
+                bridge.add_default_routes(state.networks[successor.network],
+                                          c.kernel.inside(netns.path_of(ep.sandbox)))
+
+    # -- delete --------------------------------------------------------------
+
+    def delete_ns(self, name: str, *, if_exists: bool = False) -> bool:
+        """Delete a sandbox: its endpoints, mappings, resolver files and name.
+        A namespace that other names still use (joined, adopted) lives on."""
+        from ..kernel import netns
+
+        with self._change() as c:
+            state = c.state
+            sb = state.sandboxes.get(name)
+            if sb is None:
+                if if_exists:
+                    return False
+                raise NotFound(f"sandbox {name} not found")
+            touched_networks, touched = set(), []
+            joiners = state.joiners(name) if sb.mode != "joined" else []
+            if joiners:
+                heir = _hand_over(state, sb, joiners)
+                touched_networks = {e.network for e in state.endpoints_of_sandbox(heir)}
+                touched = [heir]
+            elif sb.mode != "joined":
+                for ep in state.endpoints_of_sandbox(name):
+                    touched_networks.add(ep.network)
+                    self._detach_endpoint(c, ep)
+                state.ports = [p for p in state.ports if p.sandbox != name]
+            c.kernel.forget(netns.path_of(name))
+            netns.remove(name)
+            self.resolver.remove_sandbox(name)
+            del state.sandboxes[name]
+            if sb.mode == "joined":
+                touched = [sb.target]
+                touched_networks = {e.network for e in state.endpoints_of_sandbox(sb.target)}
+            c.after.append(lambda: self.resolver.networks_changed(state, touched_networks, touched))
+            return True
+
+    # -- reading -------------------------------------------------------------
+
+    def inspect_ns(self, name: str) -> dict:
+        """The sandbox as recorded, and what the kernel shows inside it."""
+        from ..kernel import netns
+        from .base import Kernel
+
+        state = self.store.load()
+        sb = state.sandboxes.get(name)
+        if sb is None:
+            raise NotFound(f"sandbox {name} not found")
+        owner = state.owner(name)
+        seen = None
+        if netns.exists(name):
+            with Kernel() as kernel:
+                inside = kernel.inside(netns.path_of(name))
+                seen = {"links": [inside.link_view(n) for n in sorted(inside.link_names())],
+                        "routes": inside.routes_view()}
+        return {"sandbox": sb, "owner": owner, "endpoints": state.endpoints_of_sandbox(owner),
+                "kernel": seen}
+
+    def exec_ns(self, name: str, argv: list[str]) -> None:
+        """Become argv, running in the sandbox. Returns only by raising."""
+        from ..kernel import netns
+
+        if not argv:
+            raise InvalidInput("no command given (cnet exec NS -- COMMAND...)")
+        state = self.store.load()
+        sb = state.sandboxes.get(name)
+        if sb is None:
+            raise NotFound(f"sandbox {name} not found")
+        if not netns.exists(name):
+            raise self._gone(name)
+        try:
+            netns.exec_in(netns.path_of(name), etc_dir(name), sb.hostname, argv)
+        except FileNotFoundError:
+            err = CommandNotRunnable(f"{argv[0]}: command not found")
+            err.exit_code = 127
+            raise err from None
+        except PermissionError:
+            err = CommandNotRunnable(f"{argv[0]}: permission denied")
+            err.exit_code = 126
+            raise err from None
+        except OSError as e:
+            raise CnetError(f"cannot run {argv[0]} in sandbox {name}: {e.strerror}") from e
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _owner(state: State, ns: str) -> str:
+        if ns not in state.sandboxes:
+            raise NotFound(f"sandbox {ns} not found")
+        return state.owner(ns)
+
+    @staticmethod
+    def _gone(name: str) -> NotFound:
+        return NotFound(f"the network namespace of sandbox {name} is gone from /run/netns "
+                        f"(deleted outside cnet?); `cnet delete ns {name}` removes its record")
+
+
+def _adoptable(pid: int | None, path: str | None) -> str:
+    """The namespace path to adopt, checked: it exists, is a network namespace,
+    and is not the host's own (that is what --host is for)."""
+    from ..kernel import netns
+
+    path = f"/proc/{pid}/ns/net" if pid is not None else path
+    kind = netns.kind_of(path)
+    if kind is None:
+        what = f"process {pid}" if pid is not None else f"namespace path {path}"
+        raise NotFound(f"{what} not found")
+    if kind != "net":
+        raise InvalidInput(f"{path} is not a network namespace")
+    if netns.same(path, "/proc/thread-self/ns/net"):
+        raise InvalidInput(f"{path} is the host's own network namespace; use --host for that")
+    return path
+
+
+def _hand_over(state: State, sb: Sandbox, joiners: list[str]) -> str:
+    """The owner of a shared stack is going: the first sandbox that joined it
+    becomes the owner, with the stack's mode, endpoints and mappings."""
+    heir = state.sandboxes[joiners[0]]
+    heir.mode, heir.target = sb.mode, sb.target
+    for other in joiners[1:]:
+        state.sandboxes[other].target = heir.name
+    for ep in state.endpoints_of_sandbox(sb.name):
+        ep.sandbox = heir.name
+    for p in state.ports:
+        if p.sandbox == sb.name:
+            p.sandbox = heir.name
+    return heir.name
