@@ -6,8 +6,9 @@ IFNAMSIZ = 15  # the kernel's limit on an interface name, without the NUL
 
 
 def check_ifname(name: str, what: str = "network name") -> str:
-    """A name that will be a Linux interface name: 1-15 characters, no '/',
-    ':' or whitespace, not '.' or '..' (the kernel's dev_valid_name rules)."""
+    """A name that will be a Linux interface name: 1-15 bytes, no '/', ':'
+    or whitespace, not '.' or '..' (the kernel's dev_valid_name rules), and
+    no '%', which the kernel would take as a pattern to number ('br%d' -> br0)."""
     if not name:
         raise InvalidInput(f"{what} must not be empty")
     if len(name.encode()) > IFNAMSIZ:
@@ -15,7 +16,7 @@ def check_ifname(name: str, what: str = "network name") -> str:
             f"{what} {name!r} is {len(name.encode())} bytes long; an interface name has at most {IFNAMSIZ}")
     if name in (".", ".."):
         raise InvalidInput(f"{what} {name!r} is not a valid interface name")
-    bad = sorted({c for c in name if c in "/:" or c.isspace() or not c.isprintable()})
+    bad = sorted({c for c in name if c in "/:%" or c.isspace() or not c.isprintable()})
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         raise InvalidInput(f"{what} {name!r} contains {shown}, which an interface name cannot hold")

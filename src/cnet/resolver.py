@@ -83,7 +83,7 @@ class Resolver:
         owner = index.owner(sb)
         mine = index.by_owner[owner]
         lines = [LOCALHOST]
-        own_names = " ".join(n for n in (sb.name, sb.hostname) if n)
+        own_names = " ".join([index.names(owner), *([sb.hostname] if sb.hostname else [])])
         for ep in mine:
             lines.extend(index.lines(ep, own_names))
         for host_ip in sb.hosts:

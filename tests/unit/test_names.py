@@ -66,11 +66,6 @@ def test_the_message_names_what_was_checked():
         check_ifname("", what="host link")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check_ifname accepts '%': the kernel treats a name holding '%' as a format "
-    "(dev_alloc_name), so 'br%d' would create a bridge called br0 (or br1, ...) "
-    "while the state records 'br%d', and a name with any other '%' is refused by "
-    "the kernel only after validation"))
 @pytest.mark.parametrize("name", ["br%d", "a%b"])
 def test_percent_is_refused(name):
     with pytest.raises(InvalidInput):

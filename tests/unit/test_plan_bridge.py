@@ -317,10 +317,6 @@ def test_an_automatic_subnet_gets_the_configured_mtu():
     assert planned.mtu == 9000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the MTU >= 1280 check for IPv6 looks only at explicit --subnet values: a subnet "
-    "picked from an IPv6 address pool is planned with an MTU below 1280, with which the "
-    "kernel turns IPv6 off on the bridge"))
 def test_a_small_mtu_is_refused_for_an_automatic_ipv6_subnet():
     config = Config(address_pools=(AddressPool(ipaddress.ip_network("fd00:9::/48"), 64),))
     with pytest.raises(InvalidInput, match="below 1280"):

@@ -117,11 +117,6 @@ def test_yaml_and_json_readings_agree_for_bmp_text(name, note):
     assert decode(text, "x") == state
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "encode() uses json.dumps with ensure_ascii=True, which writes a character outside "
-    "the BMP as a surrogate-pair escape ('\\ud83d\\ude00'); PyYAML reads that as two lone "
-    "surrogates, so a YAML reader sees another name than cnet does. check_ifname allows "
-    "such a name ('br😀' is 7 bytes)"))
 def test_yaml_and_json_readings_agree_for_astral_characters():
     name = "br\U0001F600"
     state = State(networks={name: Network(name, "bridge", [Subnet("10.0.0.0/24", "10.0.0.1")], 1500)})
@@ -221,10 +216,6 @@ def test_failed_transaction_leaves_an_unparseable_file_unchanged(path, text):
     assert read_bytes(path) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "StateStore.load() opens the file as UTF-8 and catches only OSError: a file that is "
-    "not UTF-8 raises UnicodeDecodeError (a ValueError) instead of a StateFileError "
-    "naming the file"))
 def test_file_that_is_not_utf8_is_a_state_file_error(path):
     with open(path, "wb") as f:
         f.write(b'\xff\xfe{"version": 1}')

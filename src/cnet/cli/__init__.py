@@ -62,6 +62,8 @@ def _fail(message: str, code: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if not args:
+        _fail("missing command (see 'cnet --help')", 2)
     try:
         result = cli.main(args=args, prog_name="cnet", standalone_mode=False)
     except click.UsageError as e:

@@ -32,6 +32,10 @@ class Change:
     undo: ExitStack
     kernel: Kernel
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the state is saved
+    changed: bool = True  # False: the operation found nothing to do; the state file is not rewritten
+
+    def nothing_to_do(self) -> None:
+        self.changed = False
 
 
 class CnetBase:
@@ -57,7 +61,8 @@ class CnetBase:
             with ExitStack() as undo:
                 change = Change(self.store.load(), undo, kernel)
                 yield change
-                self.store.save(change.state)
+                if change.changed:
+                    self.store.save(change.state)
                 undo.pop_all()  # everything held: nothing to roll back
             for step in change.after:
                 step()

@@ -24,6 +24,7 @@ class NetworkOps(CnetBase):
                     wanted.subnets = existing.subnets
                 if not existing.same_definition(wanted):
                     raise Conflict(f"network {name} exists with other settings")
+                c.nothing_to_do()
                 return existing
             net = networks.plan_bridge(c.state, self.config, name, **request,
                                        host_routes=lambda: c.kernel.netlink.route_networks())
@@ -60,6 +61,7 @@ class NetworkOps(CnetBase):
             net = c.state.networks.get(name)
             if net is None:
                 if if_exists:
+                    c.nothing_to_do()
                     return False
                 raise NotFound(f"network {name} not found")
             attached = c.state.endpoints_of_network(name)

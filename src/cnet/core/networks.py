@@ -34,14 +34,14 @@ def plan_bridge(state: State, config: Config, name: str, *, subnets: Iterable[st
     mtu = config.mtu if mtu is None else mtu
     if not 68 <= mtu <= 65535:
         raise InvalidInput(f"MTU {mtu} is out of range (68-65535)")
-    if mtu < MIN_IPV6_MTU and 6 in versions:
-        raise InvalidInput(f"MTU {mtu} is below {MIN_IPV6_MTU}, the least IPv6 works with")
     if name in state.networks:
         raise Conflict(f"network {name} already exists")
     for pool in pools:
         _check_no_overlap(state, pool.subnet)
     if not pools:
         pools = [SubnetPool(str(_pick_subnet(state, config, host_routes())))]
+    if mtu < MIN_IPV6_MTU and any(p.version == 6 for p in pools):
+        raise InvalidInput(f"MTU {mtu} is below {MIN_IPV6_MTU}, the least IPv6 works with")
     return Network(
         name=name, driver="bridge",
         subnets=[Subnet(str(p.subnet), str(p.gateway), str(p.ip_range) if p.ip_range else None) for p in pools],

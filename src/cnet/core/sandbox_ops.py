@@ -137,6 +137,7 @@ class SandboxOps(CnetBase):
             sb = state.sandboxes.get(name)
             if sb is None:
                 if if_exists:
+                    c.nothing_to_do()
                     return False
                 raise NotFound(f"sandbox {name} not found")
             touched_networks, touched = set(), []

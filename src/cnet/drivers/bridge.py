@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from .. import faults
 from ..kernel import sysctl
-from ..kernel.netlink import Netlink
 from ..errors import OperationFailed
 from ..model import Endpoint, Network
+
+if TYPE_CHECKING:  # importing netlink imports pyroute2 (~0.2 s): only where a handle is opened
+    from ..kernel.netlink import Netlink
 
 
 def owner_tag(name: str) -> str:
