@@ -9,13 +9,16 @@ forwarding sysctls and cnet's directories.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from testhost import MOUNTPOINTS, TestHost
+from testhost import MOUNTPOINTS, TESTHOST, TestHost
+
+MADE = "/tmp/.cnet-testhost-made"  # as in tools/testhost
 
 
 def _kernel_tests_possible() -> str | None:
@@ -57,6 +60,18 @@ def _machine_snapshot() -> dict:
     }
 
 
+def _remove_made_mountpoints() -> None:
+    if not os.path.exists(MADE):
+        return
+    with open(MADE) as f:
+        for d in f.read().split():
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    os.unlink(MADE)
+
+
 @pytest.fixture(scope="session")
 def kernel_session():
     """Make the mount points test hosts need; at the end, remove them and check
@@ -65,15 +80,23 @@ def kernel_session():
     if why_not:
         pytest.skip(why_not)
     before = _machine_snapshot()
-    made = [d for d in MOUNTPOINTS if not os.path.isdir(d)]
-    for d in made:
-        os.makedirs(d)
+    # The protocol of tools/testhost: a shared lock while test hosts may run,
+    # and the mount points removed only by whoever finishes last.
+    lock = os.open(TESTHOST, os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    for d in MOUNTPOINTS:
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            with open(MADE, "a") as f:
+                f.write(d + "\n")
     yield
-    for d in made:
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _remove_made_mountpoints()
+    except BlockingIOError:
+        pass  # another test host still runs: it will remove them
+    os.close(lock)
     after = _machine_snapshot()
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert not changed, f"the suite left changes on this machine: {changed}"

@@ -121,6 +121,9 @@ class State:
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     endpoints: list[Endpoint] = field(default_factory=list)
     ports: list[PortMapping] = field(default_factory=list)
+    # What cnet did to the host itself: the firewall backend its rules are in,
+    # and the sysctls it changed with their values before (restored with the last network).
+    host: dict = field(default_factory=dict)
 
     def endpoints_of_network(self, name: str) -> list[Endpoint]:
         return [e for e in self.endpoints if e.network == name]
@@ -142,6 +145,7 @@ class State:
             "sandboxes": {n: v.to_dict() for n, v in self.sandboxes.items()},
             "endpoints": [e.to_dict() for e in self.endpoints],
             "ports": [p.to_dict() for p in self.ports],
+            "host": self.host,
         }
 
     @classmethod
@@ -153,4 +157,5 @@ class State:
             sandboxes={n: Sandbox.from_dict(v) for n, v in (d.get("sandboxes") or {}).items()},
             endpoints=[Endpoint.from_dict(e) for e in d.get("endpoints") or ()],
             ports=[PortMapping.from_dict(p) for p in d.get("ports") or ()],
+            host=dict(d.get("host") or {}),
         )

@@ -88,6 +88,7 @@ def encode(state: State) -> str:
     for key in ("endpoints", "ports"):
         lines = ",\n".join(f"  {_dumps(v)}" for v in doc[key])
         parts.append(f' "{key}": [\n{lines}\n ]' if lines else f' "{key}": []')
+    parts.append(f' "host": {_dumps(doc["host"])}')
     text = ",\n".join(parts) + "\n}\n"
     return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 

@@ -357,7 +357,8 @@ def test_ls_other_lists(capsys, prepared):
     s = str(prepared)
     assert run(capsys, "--state", s, "ls", "ns", "-q") == (0, "web\nside\n", "")
     assert run(capsys, "--state", s, "ls", "endpoints", "-q") == (0, "web:mybr0\n", "")
-    assert run(capsys, "--state", s, "ls", "ports") == (0, "SANDBOX  MAPPING\nweb      0.0.0.0:8080->80/tcp\n", "")
+    assert run(capsys, "--state", s, "ls", "ports") == (
+        0, "SANDBOX  NETWORK  MAPPING\nweb      mybr0    0.0.0.0:8080->80/tcp\n", "")
     code, out, err = run(capsys, "--state", s, "ls", "endpoints", "--json")
     assert json.loads(out) == [prepared_state().endpoints[0].to_dict()]
 

@@ -18,6 +18,7 @@ from ..errors import CnetError
 from .attach import attach, detach, exec_
 from .create import create
 from .delete import delete, rm
+from .ports import publish, unpublish
 from .show import inspect, ls
 
 
@@ -36,6 +37,10 @@ class Context:
             self._api = Cnet(state=self.state, config=self.config, firewall=self.firewall)
         return self._api
 
+    def print_warnings(self) -> None:
+        for warning in self._api.warnings if self._api else ():
+            click.echo(f"cnet: warning: {warning}", err=True)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state", metavar="PATH", help="State file (default /var/lib/cnet/state.yaml; env CNET_STATE).")
@@ -48,9 +53,10 @@ class Context:
 def cli(ctx, state, config, firewall, debug):
     """cnet: container networking for any network namespace, without a daemon."""
     ctx.obj = Context(state, config, firewall, debug)
+    ctx.call_on_close(ctx.obj.print_warnings)
 
 
-for command in (create, attach, detach, exec_, ls, inspect, delete, rm):
+for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm):
     cli.add_command(command)
 
 

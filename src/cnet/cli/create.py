@@ -2,6 +2,8 @@
 
 import click
 
+from .output import print_mappings
+
 
 @click.group()
 def create():
@@ -18,12 +20,13 @@ def create():
 @click.option("--mtu", type=int, help="MTU of the bridge and its endpoints (default from the config, else 1500).")
 @click.option("--internal", is_flag=True, help="No route out and no NAT for this network.")
 @click.option("--no-masquerade", is_flag=True, help="Route outbound traffic without NAT.")
+@click.option("--no-icc", is_flag=True, help="Sandboxes on this bridge cannot reach each other (published ports aside).")
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
 @click.pass_obj
-def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, exist_ok):
+def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, exist_ok):
     """Create a bridge network NAME (the bridge device is called NAME)."""
     obj.api.create_bridge(name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
-                          internal=internal, masquerade=not no_masquerade, exist_ok=exist_ok)
+                          internal=internal, masquerade=not no_masquerade, icc=not no_icc, exist_ok=exist_ok)
     click.echo(name)
 
 
@@ -38,11 +41,15 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
 @click.option("--host", is_flag=True, help="A name for the host's own namespace (for cnet exec).")
 @click.option("--network", metavar="NET", help="Attach to NET at once (prints the addresses).")
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Address on --network (one per subnet).")
+@click.option("--publish", "-p", "publish", multiple=True, metavar="SPEC",
+              help="Publish a port on --network at once, as `cnet publish` does.")
 @click.pass_obj
-def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips):
+def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish):
     """Create a sandbox: a named network namespace (`ip netns` sees it)."""
-    _, endpoint = obj.api.create_ns(name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns,
-                                    add_hosts=add_hosts, hostname=hostname, network=network, ips=ips)
+    _, endpoint, mappings = obj.api.create_ns(
+        name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns, add_hosts=add_hosts,
+        hostname=hostname, network=network, ips=ips, publish=publish)
     if endpoint is not None:
         for address in endpoint.addresses:
             click.echo(address)
+    print_mappings(mappings)

@@ -30,3 +30,16 @@ def network_view(net, endpoint_count: int) -> dict:
         "created": net.created,
         "endpoints": endpoint_count,
     }
+
+
+def mapping_lines(p) -> list[str]:
+    """One line per host port, as `docker port` shows them."""
+    from ..portspec import format_mapping
+
+    return [format_mapping(p.host_ip, p.host_port + i, p.port + i, p.protocol) for i in range(p.count)]
+
+
+def print_mappings(mappings) -> None:
+    for p in mappings:
+        for line in mapping_lines(p):
+            click.echo(line)

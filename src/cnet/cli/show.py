@@ -2,7 +2,7 @@
 
 import click
 
-from .output import as_json, network_view, table
+from .output import as_json, mapping_lines, network_view, table
 
 LISTS = ("networks", "ns", "endpoints", "ports")
 
@@ -43,8 +43,9 @@ def ls(obj, what, json_out, quiet):
     else:
         items = [p.to_dict() for p in state.ports]
         names = [p["sandbox"] for p in items]
-        rows = [[p["sandbox"], f"{p['host_ip']}:{p['host_port']}->{p['port']}/{p['protocol']}"] for p in items]
-        headers = ["SANDBOX", "MAPPING"]
+        rows = [[p.sandbox, p.network, " ".join(mapping_lines(p) if p.count <= 3 else [
+                 f"{mapping_lines(p)[0]} ... {mapping_lines(p)[-1]}"])] for p in state.ports]
+        headers = ["SANDBOX", "NETWORK", "MAPPING"]
     if json_out:
         as_json(items)
     elif quiet:

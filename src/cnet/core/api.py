@@ -1,8 +1,9 @@
 """`Cnet`: the public Python API of cnet, one transaction per operation (see base.py)."""
 
 from .network_ops import NetworkOps
+from .port_ops import PortOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps):
+class Cnet(NetworkOps, SandboxOps, PortOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""

@@ -41,6 +41,7 @@ class Change:
 class CnetBase:
     def __init__(self, state: str | None = None, config: str | None = None,
                  firewall: str | None = None):
+        self.warnings: list[str] = []  # for the user: things cnet cannot fix but that will bite
         self.store = StateStore(state_path(state))
         self.resolver = Resolver(self.store.path)
         self._config_arg = config
@@ -66,6 +67,58 @@ class CnetBase:
                 undo.pop_all()  # everything held: nothing to roll back
             for step in change.after:
                 step()
+
+    # -- the firewall and the sysctls that go with it ----------------------
+
+    @staticmethod
+    def _firewall_plan(state: State):
+        from ..firewall.plan import plan
+
+        return plan(state)
+
+    def _sync_firewall(self, c: Change, before) -> None:
+        """Make the firewall and forwarding match the changed state; undo on rollback."""
+        from .. import firewall
+
+        after = self._firewall_plan(c.state)
+        name, previous = self.config.firewall, c.state.host.get("firewall")
+        if after.empty:
+            c.state.host.pop("firewall", None)
+        else:
+            c.state.host["firewall"] = name
+        unchanged = after == before and (before.empty or previous == name)
+        if not unchanged:
+            self.warnings += firewall.sync(name, previous, before if previous else None, after)
+            c.undo.callback(firewall.sync, name, None, after, before)
+            changed = {(d.protocol, d.host_port) for d in before.dnat ^ after.dnat}
+            if changed:
+                c.after.append(lambda: _forget_connections(changed))
+        self._sync_forwarding(c)
+
+    @staticmethod
+    def _sync_forwarding(c: Change) -> None:
+        """Forwarding on while a routed (not internal) network needs it; the
+        value found before restored when none is left."""
+        from ..kernel import sysctl
+
+        needed = set()
+        for net in c.state.networks.values():
+            if not net.internal:
+                for s in net.subnets:
+                    needed.add("net.ipv6.conf.all.forwarding" if ":" in s.subnet else "net.ipv4.ip_forward")
+        saved = c.state.host.setdefault("sysctls", {})
+        for key in sorted(needed - saved.keys()):
+            saved[key] = sysctl.read(key)
+            if saved[key] != "1":
+                sysctl.write(key, "1")
+                c.undo.callback(sysctl.write, key, saved[key])
+        for key in sorted(saved.keys() - needed):
+            old = saved.pop(key)
+            if sysctl.read(key) != old:
+                sysctl.write(key, old)
+                c.undo.callback(sysctl.write, key, "1")
+        if not saved:
+            c.state.host.pop("sysctls")
 
 
 class Kernel:
@@ -105,3 +158,10 @@ class Kernel:
         for handle in [self._host, *self._inside.values()]:
             if handle is not None:
                 handle.close()
+
+
+def _forget_connections(ports) -> None:
+    from ..kernel import conntrack
+
+    for protocol, port in sorted(ports):
+        conntrack.forget_port(protocol, port)

@@ -10,7 +10,7 @@ from .base import CnetBase
 
 class NetworkOps(CnetBase):
     def create_bridge(self, name: str, *, subnets=(), gateways=(), ip_range=None, mtu=None,
-                      internal=False, masquerade=True, exist_ok=False) -> Network:
+                      internal=False, masquerade=True, icc=True, exist_ok=False) -> Network:
         from ..drivers import bridge
 
         request = dict(subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
@@ -19,19 +19,21 @@ class NetworkOps(CnetBase):
             existing = c.state.networks.get(name)
             if existing is not None and exist_ok:
                 others = State(networks={k: v for k, v in c.state.networks.items() if k != name})
-                wanted = networks.plan_bridge(others, self.config, name, **request, host_routes=list)
+                wanted = networks.plan_bridge(others, self.config, name, **request, icc=icc, host_routes=list)
                 if not subnets:
                     wanted.subnets = existing.subnets
                 if not existing.same_definition(wanted):
                     raise Conflict(f"network {name} exists with other settings")
                 c.nothing_to_do()
                 return existing
-            net = networks.plan_bridge(c.state, self.config, name, **request,
+            net = networks.plan_bridge(c.state, self.config, name, **request, icc=icc,
                                        host_routes=lambda: c.kernel.netlink.route_networks())
             if c.kernel.netlink.link_index(name) is not None:
                 raise Conflict(f"a link named {name} already exists on the host")
+            before = self._firewall_plan(c.state)
             bridge.create(net, c.kernel.netlink, c.undo)
             c.state.networks[name] = net
+            self._sync_firewall(c, before)
             return net
 
     def list_networks(self) -> list[Network]:
@@ -68,11 +70,14 @@ class NetworkOps(CnetBase):
             if attached and not force:
                 users = ", ".join(sorted({e.sandbox for e in attached}))
                 raise Conflict(f"network {name} is in use by sandbox(es) {users} (use --force to detach them)")
-            # Endpoints first, while the bridge they hang on still exists; the bridge last.
+            # Mappings and endpoints first, while the bridge they hang on still
+            # exists; the firewall's bridge sets next; the bridge last.
+            before = self._firewall_plan(c.state)
             for ep in attached:
                 self._detach_endpoint(c, ep)
-            bridge.delete(net, c.kernel.netlink)
             del c.state.networks[name]
+            self._sync_firewall(c, before)
+            bridge.delete(net, c.kernel.netlink)
             owners = [e.sandbox for e in attached]
             c.after.append(lambda: self.resolver.networks_changed(c.state, [name], owners))
             return True

@@ -18,7 +18,7 @@ MIN_IPV6_MTU = 1280  # below it the kernel turns IPv6 off on the link
 def plan_bridge(state: State, config: Config, name: str, *, subnets: Iterable[str] = (),
                 gateways: Iterable[str] = (), ip_range: str | None = None,
                 mtu: int | None = None, internal: bool = False, masquerade: bool = True,
-                host_routes: Callable[[], list] = list) -> Network:
+                icc: bool = True, host_routes: Callable[[], list] = list) -> Network:
     """The network that `cnet create bridge` would make, validated in full."""
     check_ifname(name)
     subnets, gateways = list(subnets), list(gateways)
@@ -46,6 +46,7 @@ def plan_bridge(state: State, config: Config, name: str, *, subnets: Iterable[st
         name=name, driver="bridge",
         subnets=[Subnet(str(p.subnet), str(p.gateway), str(p.ip_range) if p.ip_range else None) for p in pools],
         mtu=mtu, internal=internal, masquerade=masquerade and not internal,
+        options={} if icc else {"icc": False},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 

@@ -13,6 +13,7 @@ from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
 from . import sandboxes
 from .base import Change, CnetBase
+from .port_ops import add_mappings
 
 
 class CommandNotRunnable(CnetError):
@@ -24,16 +25,24 @@ class SandboxOps(CnetBase):
 
     def create_ns(self, name: str, *, join: str | None = None, pid: int | None = None,
                   netns_path: str | None = None, host: bool = False, dns=(), add_hosts=(),
-                  hostname: str | None = None, network: str | None = None, ips=()) -> tuple[Sandbox, Endpoint | None]:
-        """A sandbox, and with network= its first endpoint, in one transaction."""
+                  hostname: str | None = None, network: str | None = None, ips=(),
+                  publish=()) -> tuple[Sandbox, Endpoint | None, list]:
+        """A sandbox, and with network= its first endpoint and its published
+        ports, in one transaction (what `docker run --network --publish` does)."""
+        from .. import portspec
+        from . import ports
+
         from ..kernel import netns
 
         modes = [m for m, on in (("--join", join), ("--pid", pid is not None),
                                  ("--netns-path", netns_path), ("--host", host)) if on]
         if len(modes) > 1:
             raise InvalidInput(f"{' and '.join(modes)} cannot be combined: a sandbox has one mode")
-        if ips and not network:
-            raise InvalidInput("--ip needs --network")
+        if (ips or publish) and not network:
+            raise InvalidInput(f"{'--ip' if ips else '--publish'} needs --network")
+        specs = [portspec.parse(p) for p in publish]
+        for spec in specs:
+            ports.check_host_ip(spec)
         mode = "joined" if join else "adopted" if (pid is not None or netns_path) else "host" if host else "none"
         with self._change() as c:
             sb = sandboxes.plan_sandbox(c.state, name, mode=mode, target=join, dns=dns,
@@ -61,10 +70,16 @@ class SandboxOps(CnetBase):
             c.undo.callback(self.resolver.remove_sandbox, name)
             self.resolver.write_sandbox(c.state, sb, self.config.dns)
             ep = self._attach(c, name, network, ips=ips) if network else None
+            mappings = []
+            if specs:
+                before = self._firewall_plan(c.state)
+                for spec in specs:
+                    mappings += add_mappings(c, name, spec, network)
+                self._sync_firewall(c, before)
             # A joined sandbox is one more name for its owner's addresses.
             changed = [e.network for e in c.state.endpoints_of_sandbox(c.state.owner(name))]
             c.after.append(lambda: self.resolver.networks_changed(c.state, changed, [name]))
-            return sb, ep
+            return sb, ep, mappings
 
     # -- attach / detach ---------------------------------------------------
 
@@ -105,7 +120,10 @@ class SandboxOps(CnetBase):
             found = [e for e in c.state.endpoints_of_sandbox(owner) if e.network == network]
             if not found:
                 raise NotFound(f"sandbox {ns} is not attached to network {network}")
+            before = self._firewall_plan(c.state) if self._has_ports(c.state, owner) else None
             self._detach_endpoint(c, found[0])
+            if before is not None:
+                self._sync_firewall(c, before)
             c.after.append(lambda: self.resolver.networks_changed(c.state, [network], [owner]))
 
     def _detach_endpoint(self, c: Change, ep: Endpoint) -> None:
@@ -141,6 +159,7 @@ class SandboxOps(CnetBase):
                     return False
                 raise NotFound(f"sandbox {name} not found")
             touched_networks, touched = set(), []
+            before = self._firewall_plan(state) if self._has_ports(state, name) else None
             joiners = state.joiners(name) if sb.mode != "joined" else []
             if joiners:
                 heir = _hand_over(state, sb, joiners)
@@ -151,6 +170,8 @@ class SandboxOps(CnetBase):
                     touched_networks.add(ep.network)
                     self._detach_endpoint(c, ep)
                 state.ports = [p for p in state.ports if p.sandbox != name]
+            if before is not None:
+                self._sync_firewall(c, before)
             c.kernel.forget(netns.path_of(name))
             netns.remove(name)
             self.resolver.remove_sandbox(name)
@@ -208,6 +229,10 @@ class SandboxOps(CnetBase):
             raise CnetError(f"cannot run {argv[0]} in sandbox {name}: {e.strerror}") from e
 
     # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _has_ports(state: State, owner: str) -> bool:
+        return any(p.sandbox == owner for p in state.ports)
 
     @staticmethod
     def _owner(state: State, ns: str) -> str:

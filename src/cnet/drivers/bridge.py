@@ -34,6 +34,9 @@ def create(net: Network, nl: Netlink, undo: ExitStack) -> None:
     nl.set_alias(index, owner_tag(net.name))
     for s in net.subnets:
         nl.add_address(index, s.gateway_cidr)
+    if not net.internal and any(":" not in s.subnet for s in net.subnets):
+        # lets 127.0.0.1:PORT of a published port be carried to a sandbox
+        sysctl.write(f"net.ipv4.conf.{net.name}.route_localnet", "1")
     faults.checkpoint("bridge-addresses")
     nl.set_up(index)
 
@@ -71,6 +74,7 @@ def attach(net: Network, ep: Endpoint, sandbox_path: str, host: Netlink, inside:
         os.close(fd)
     undo.callback(host.delete_link, ep.host_ifname)  # takes the peer with it
     host.set_alias(index, endpoint_tag(ep))
+    host.set_port_flags(index, hairpin=True, isolated=net.options.get("icc") is False)
     peer = inside.link_index(ep.ifname)
     for cidr in ep.addresses:
         inside.add_address(peer, cidr)

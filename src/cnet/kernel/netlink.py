@@ -85,6 +85,15 @@ class Netlink:
         # link("add") ignores ifalias, hence a second request
         self.ipr.link("set", index=index, ifalias=alias)
 
+    def set_port_flags(self, index: int, *, hairpin: bool, isolated: bool) -> None:
+        """Bridge port flags: hairpin lets a frame leave by the port it came in
+        (br_netfilter bridges a sandbox's connection to its own published port
+        back to it); isolated ports cannot reach each other."""
+        try:
+            self.ipr.brport("set", index=index, mode=int(hairpin), isolated=int(isolated))
+        except NetlinkError as e:
+            raise _failed("cannot set bridge port flags", e) from e
+
     def set_up(self, index: int) -> None:
         self.ipr.link("set", index=index, state="up")
 
@@ -163,6 +172,9 @@ class Netlink:
                 if not dst.startswith("fe80:"):
                     shown.append(f"{dst}{via} dev {dev}")
         return shown
+
+    def local_addresses(self) -> set[str]:
+        return {a.get("IFA_ADDRESS") for a in self.ipr.get_addr()}
 
     def route_networks(self) -> list:
         """Destinations of the unicast and local routes in every table (no default routes)."""

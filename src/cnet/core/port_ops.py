@@ -1,0 +1,62 @@
+"""Operations on published ports: publish, unpublish."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from .. import portspec
+from ..errors import InvalidInput, NotFound
+from ..model import PortMapping
+from . import ports
+from .base import Change, CnetBase
+
+
+class PortOps(CnetBase):
+    def publish(self, ns: str, spec_text: str, *, network: str | None = None) -> list[PortMapping]:
+        """Publish a sandbox port on the host; returns the mappings made (one per address family)."""
+        spec = portspec.parse(spec_text)
+        ports.check_host_ip(spec)
+        with self._change() as c:
+            before = self._firewall_plan(c.state)
+            made = add_mappings(c, ns, spec, network)
+            self._sync_firewall(c, before)
+            return made
+
+    def unpublish(self, ns: str, spec_text: str) -> list[PortMapping]:
+        spec = portspec.parse(spec_text)
+        with self._change() as c:
+            if ns not in c.state.sandboxes:
+                raise NotFound(f"sandbox {ns} not found")
+            gone = ports.matching(c.state, c.state.owner(ns), spec)
+            if not gone:
+                raise NotFound(f"sandbox {ns} has no published port matching {spec_text}")
+            before = self._firewall_plan(c.state)
+            c.state.ports = [p for p in c.state.ports if all(p is not g for g in gone)]
+            self._sync_firewall(c, before)
+            return gone
+
+
+def add_mappings(c: Change, ns: str, spec: portspec.PortSpec, network: str | None) -> list[PortMapping]:
+    """Plan the mappings of one spec, check them and record them in c.state
+    (the caller syncs the firewall once for all of its specs)."""
+    from ..kernel import sockets
+
+    if ns not in c.state.sandboxes:
+        raise NotFound(f"sandbox {ns} not found")
+    owner = c.state.owner(ns)
+    ep = ports.choose_endpoint(c.state, owner, ns, network)
+    families = ports.families_of(ep, spec, ns)
+    if spec.host_ip is not None:
+        _check_local_address(c, spec.host_ip)
+    host_port = spec.host_port or ports.pick_host_port(c.state, spec.protocol, sockets.ephemeral_range(),
+                                                       sockets.port_is_free)
+    made = ports.mappings_for(owner, ep, spec, families, host_port)
+    ports.check_conflicts(c.state, made)
+    c.state.ports.extend(made)
+    return made
+
+
+def _check_local_address(c: Change, address: str) -> None:
+    local = {ipaddress.ip_address(a) for a in c.kernel.netlink.local_addresses()}
+    if ipaddress.ip_address(address) not in local:
+        raise InvalidInput(f"{address} is not an address of this host")

@@ -1,0 +1,38 @@
+"""Firewall backends behind one interface: `sync(old_plan, new_plan)`.
+
+`nftables` (default) and `iptables` render the same plan (plan.py). Each
+backend owns only its own table or chains. Besides, on a host whose iptables
+FORWARD policy is DROP (as after installing Docker), cnet adds one chain of
+narrow accept rules for its bridges at the end of FORWARD, and takes it out
+with its last network (hostpolicy.py).
+"""
+
+from __future__ import annotations
+
+from .plan import FirewallPlan
+
+BACKENDS = ("nftables", "iptables")
+
+
+def backend(name: str):
+    if name == "iptables":
+        from .iptables import IptablesBackend
+
+        return IptablesBackend()
+    from .nftables import NftablesBackend
+
+    return NftablesBackend()
+
+
+def sync(name: str, previous: str | None, old: FirewallPlan | None, new: FirewallPlan) -> list[str]:
+    """Make the kernel hold `new` with backend `name`; `previous` is the backend
+    that made `old` (switching removes its rules). Returns warnings for the user."""
+    from . import hostpolicy
+
+    if previous and previous != name:
+        backend(previous).sync(old, FirewallPlan())
+        old = None
+    backend(name).sync(old, new)
+    if old is not None and old.structure == new.structure:
+        return []
+    return hostpolicy.sync(new)

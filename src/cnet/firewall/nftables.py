@@ -1,0 +1,144 @@
+"""The nftables backend: all of cnet's rules in table `inet cnet`, changed by
+one `nft -f -` transaction each.
+
+The rules are fixed; what varies lives in sets and maps: the cnet bridges,
+their subnets, and one map element per published host port. So a change of
+networks replaces the tables whole (atomic: a failing script leaves the old
+ones), and a publish adds one element, whatever the number of ports.
+
+Isolation needs no rule per pair of networks: traffic from a cnet bridge to
+another cnet bridge is dropped unless (in, out) is in the set of
+(bridge, bridge) pairs, one element per network.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from ..errors import OperationFailed
+from .plan import Dnat, FirewallPlan
+
+TABLE = "inet cnet"
+
+_CHAINS = """\
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    fib daddr type local jump published
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    fib daddr type local jump published
+  }
+  chain published {
+    meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @dnat4
+    meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat4any
+    meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6
+    meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat6any
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    ct status dnat ip saddr @subnets4 masquerade comment "hairpin: a sandbox to a published port"
+    ct status dnat ip6 saddr @subnets6 masquerade
+    ip saddr 127.0.0.0/8 oifname @bridges masquerade comment "localhost to a published port"
+    ip saddr @masquerade4 oifname != @bridges masquerade comment "outbound"
+    ip6 saddr @masquerade6 oifname != @bridges masquerade
+  }
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    iifname @internal iifname . oifname != @same drop comment "internal networks"
+    oifname @internal iifname . oifname != @same drop
+    ct status dnat accept comment "published ports, from any network"
+    iifname @bridges oifname @bridges iifname . oifname != @same drop comment "isolation"
+  }
+"""
+
+_MAPS = {
+    "dnat4": "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
+    "dnat4any": "inet_proto . inet_service : ipv4_addr . inet_service",
+    "dnat6": "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service",
+    "dnat6any": "inet_proto . inet_service : ipv6_addr . inet_service",
+}
+
+
+def _quoted(names) -> list[str]:
+    return [f'"{n}"' for n in names]
+
+
+def _set(name: str, kind: str, elements: list[str], interval: bool = False) -> str:
+    flags = " flags interval;" if interval else ""
+    body = f" elements = {{ {', '.join(elements)} }};" if elements else ""
+    return f"  set {name} {{ type {kind};{flags}{body} }}\n"
+
+
+def map_of(d: Dnat) -> str:
+    return f"dnat{d.family}" + ("" if d.host_ip else "any")
+
+
+def key_of(d: Dnat) -> str:
+    key = f"{d.protocol} . {d.host_port}"
+    return f"{d.host_ip} . {key}" if d.host_ip else key
+
+
+def element_of(d: Dnat) -> str:
+    return f"{key_of(d)} : {d.target_ip} . {d.target_port}"
+
+
+def render_full(plan: FirewallPlan) -> str:
+    """A script that replaces cnet's tables with the plan (or removes them when it is empty)."""
+    s = plan.structure
+    lines = [f"add table {TABLE}\ndelete table {TABLE}\n"]
+    if plan.empty:
+        return "".join(lines)
+    lines.append(f"table {TABLE} {{\n")
+    lines.append(_set("bridges", "ifname", _quoted(s.bridges)))
+    lines.append(_set("same", "ifname . ifname", [f'"{b}" . "{b}"' for b in s.bridges]))
+    lines.append(_set("internal", "ifname", _quoted(s.internal)))
+    lines.append(_set("subnets4", "ipv4_addr", list(s.subnets4), interval=True))
+    lines.append(_set("subnets6", "ipv6_addr", list(s.subnets6), interval=True))
+    lines.append(_set("masquerade4", "ipv4_addr", list(s.masquerade4), interval=True))
+    lines.append(_set("masquerade6", "ipv6_addr", list(s.masquerade6), interval=True))
+    by_map: dict[str, list[str]] = {name: [] for name in _MAPS}
+    for d in sorted(plan.dnat):
+        by_map[map_of(d)].append(element_of(d))
+    for name, kind in _MAPS.items():
+        body = f" elements = {{ {', '.join(by_map[name])} }};" if by_map[name] else ""
+        lines.append(f"  map {name} {{ type {kind};{body} }}\n")
+    lines.append(_CHAINS)
+    lines.append("}\n")
+    return "".join(lines)
+
+
+def render_delta(old: FirewallPlan, new: FirewallPlan) -> str:
+    """A script that turns old's published ports into new's (same structure)."""
+    lines = []
+    for d in sorted(old.dnat - new.dnat):
+        lines.append(f"delete element {TABLE} {map_of(d)} {{ {key_of(d)} }}\n")
+    for d in sorted(new.dnat - old.dnat):
+        lines.append(f"add element {TABLE} {map_of(d)} {{ {element_of(d)} }}\n")
+    return "".join(lines)
+
+
+def _nft(script: str) -> None:
+    result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    if result.returncode != 0:
+        first = next((line for line in result.stderr.splitlines() if line.strip()), "unknown error")
+        raise OperationFailed(f"nft refused cnet's rules: {first}")
+
+
+class NftablesBackend:
+    name = "nftables"
+
+    def sync(self, old: FirewallPlan | None, new: FirewallPlan) -> None:
+        """Make the kernel hold `new`, given that it holds `old` (None: unknown)."""
+        if old is not None and old.structure == new.structure and not new.empty:
+            delta = render_delta(old, new)
+            if not delta:
+                return
+            try:
+                _nft(delta)
+                return
+            except OperationFailed:
+                pass  # the table is not what the state says (flushed by hand?): rebuild it whole
+        if old is not None and old.empty and new.empty:
+            return
+        _nft(render_full(new))

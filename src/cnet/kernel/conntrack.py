@@ -1,0 +1,30 @@
+"""Conntrack entries, through netlink.
+
+When a published port is added or removed, connections already tracked for
+that host port would keep their old translation (a UDP flow never ends on
+its own), so cnet deletes them and the next packet is translated anew.
+"""
+
+from __future__ import annotations
+
+import socket
+
+PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": socket.IPPROTO_SCTP}
+
+
+def forget_port(protocol: str, port: int) -> int:
+    """Delete the entries whose original destination port is `port`; returns how many."""
+    from pyroute2 import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+    deleted = 0
+    for family in (socket.AF_INET, socket.AF_INET6):
+        with Conntrack(nfgen_family=family) as ct:  # a dump shows one family only
+            wanted = NFCTAttrTuple(family=family, proto=PROTOCOLS[protocol], dport=port)
+            for entry in list(ct.dump_entries(tuple_orig=wanted)):
+                try:
+                    ct.delete(entry)
+                    deleted += 1
+                except OSError:
+                    pass  # gone meanwhile
+    return deleted

@@ -1,0 +1,112 @@
+"""The `-p` grammar of `docker run`, as `cnet publish` takes it. Pure.
+
+    [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|udp|sctp]
+
+IPv6 host addresses go in brackets: `[::1]:8080:80`, `[2001:db8::1]::80`.
+A missing host port (`80`, `127.0.0.1::80`) means "pick a free one".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .errors import InvalidInput
+
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    protocol: str
+    port: int  # first sandbox port
+    count: int  # how many consecutive ports
+    host_ip: str | None  # None: every host address (of each family the endpoint has)
+    host_port: int | None  # None: pick a free one
+
+    def __str__(self) -> str:
+        return format_spec(self)
+
+
+def _port(text: str, spec: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(f"port spec {spec!r}: {text!r} is not a port number")
+    n = int(text)
+    if not 1 <= n <= 65535:
+        raise InvalidInput(f"port spec {spec!r}: port {n} is out of range (1-65535)")
+    return n
+
+
+def _range(text: str, spec: str) -> tuple[int, int]:
+    first, sep, last = text.partition("-")
+    lo = _port(first, spec)
+    hi = _port(last, spec) if sep else lo
+    if hi < lo:
+        raise InvalidInput(f"port spec {spec!r}: range {text} is reversed")
+    return lo, hi - lo + 1
+
+
+def parse(spec: str) -> PortSpec:
+    text, _, protocol = spec.partition("/")
+    protocol = protocol or "tcp"
+    if protocol not in PROTOCOLS:
+        raise InvalidInput(f"port spec {spec!r}: unknown protocol {protocol!r} (tcp, udp or sctp)")
+    host_ip = None
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1:close + 2] != ":":
+            raise InvalidInput(f"port spec {spec!r}: an IPv6 host address is written [ADDRESS]:HOST_PORT:PORT")
+        host_ip, text = text[1:close], text[close + 2:]
+        _address(host_ip, spec, version=6)
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise InvalidInput(f"port spec {spec!r}: too many ':' (IPv6 host addresses go in brackets)")
+    if len(parts) == 3:
+        if host_ip is not None:
+            raise InvalidInput(f"port spec {spec!r}: two host addresses")
+        host_ip = parts[0]
+        _address(host_ip, spec, version=4)
+        parts = parts[1:]
+    host_text, port_text = parts if len(parts) == 2 else ("", parts[0])
+    if not port_text:
+        raise InvalidInput(f"port spec {spec!r}: the sandbox port is missing")
+    port, count = _range(port_text, spec)
+    host_port = None
+    if host_text:
+        host_port, host_count = _range(host_text, spec)
+        if host_count != count:
+            raise InvalidInput(f"port spec {spec!r}: the host range has {host_count} ports"
+                               f" and the sandbox range {count}")
+    elif count > 1:
+        raise InvalidInput(f"port spec {spec!r}: a range of sandbox ports needs a host range of the same length")
+    return PortSpec(protocol, port, count, host_ip, host_port)
+
+
+def _address(text: str, spec: str, version: int) -> None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidInput(f"port spec {spec!r}: {text!r} is not an IP address") from None
+    if ip.version != version:
+        raise InvalidInput(f"port spec {spec!r}: IPv6 host addresses go in brackets, e.g. [{text}]:8080:80")
+
+
+def format_mapping(host_ip: str, host_port: int, port: int, protocol: str) -> str:
+    """One published port as `docker port` shows it: 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp."""
+    shown = f"[{host_ip}]" if ":" in host_ip else host_ip
+    return f"{shown}:{host_port}->{port}/{protocol}"
+
+
+def format_spec(spec: PortSpec) -> str:
+    """Back to the grammar parse() reads (what unpublish matches against)."""
+    def span(first: int) -> str:
+        return f"{first}-{first + spec.count - 1}" if spec.count > 1 else str(first)
+
+    host = ""
+    if spec.host_ip is not None:
+        host = f"[{spec.host_ip}]:" if ":" in spec.host_ip else f"{spec.host_ip}:"
+    if spec.host_port is not None:
+        host += f"{span(spec.host_port)}:"
+    elif host:
+        host += ":"
+    return f"{host}{span(spec.port)}/{spec.protocol}"
