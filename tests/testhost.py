@@ -32,6 +32,8 @@ class TestHost:
 
     def __init__(self, name: str = "host"):
         self.name = name
+        self.env: dict[str, str] = {}  # added to every command's environment (e.g. CNET_FIREWALL)
+        self.started: list[subprocess.Popen] = []
         self.proc = subprocess.Popen(
             ["unshare", "--net", "--mount", "--propagation", "private", "--",
              str(TESTHOST), "--inside", "sh", "-c", "echo ready; exec cat >/dev/null"],
@@ -40,13 +42,12 @@ class TestHost:
         if line.strip() != "ready":
             self.proc.kill()
             raise RuntimeError(f"test host {name} did not start (got {line!r})")
-        # unshare (without --fork), tools/testhost and sh all exec: the pid we
-        # started is the `cat` that waits inside.
+        # unshare (without --fork) execs tools/testhost, which runs the waiting
+        # `cat` as its child: the pid we started is inside, with its namespaces.
         self.pid = self.proc.pid
         if _ns_inode(self.pid, "net") == _ns_inode("self", "net"):
             self.close()
             raise RuntimeError("refusing to test: the test host shares this machine's network namespace")
-        self.mnt_ns = _ns_inode(self.pid, "mnt")
 
     # -- running things inside ---------------------------------------------
 
@@ -55,6 +56,7 @@ class TestHost:
         full_env = dict(os.environ)
         for var in ("CNET_STATE", "CNET_CONFIG", "CNET_FIREWALL", "CNET_FAULT"):
             full_env.pop(var, None)
+        full_env.update(self.env)
         full_env.update(env or {})
         result = subprocess.run(
             ["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *cmd],
@@ -70,7 +72,11 @@ class TestHost:
         return self.run([*CNET, *args], **kw)
 
     def popen(self, cmd: list[str], **kw) -> subprocess.Popen:
-        return subprocess.Popen(["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *cmd], **kw)
+        """A background process in the host, killed at close() (`ip netns exec`
+        gives it a mount namespace of its own, so the sweep there would miss it)."""
+        proc = subprocess.Popen(["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *cmd], **kw)
+        self.started.append(proc)
+        return proc
 
     # -- what the kernel shows -----------------------------------------------
 
@@ -92,36 +98,82 @@ class TestHost:
 
     def close(self) -> None:
         """Kill everything started inside (it would keep namespaces alive), then the host."""
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr, proc.stdin):
+                if stream:
+                    stream.close()
         if self.proc.poll() is not None:
             return
-        for _ in range(3):
-            others = [p for p in self._processes_inside() if p != self.pid]
-            if not others:
-                break
-            for p in others:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-        self.proc.stdin.close()
+        namespaces = self._namespaces_inside()
+        self.proc.stdin.close()  # the waiting `cat` ends; tools/testhost sweeps its mount namespace
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.proc.stdout.close()
+        # What runs in a sandbox through `ip netns exec` has a mount namespace of
+        # its own: find it by its network namespace.
+        for _ in range(3):
+            left = self._processes_in(namespaces)
+            if not left:
+                break
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
 
-    def _processes_inside(self) -> list[int]:
+    def _namespaces_inside(self) -> set[int]:
+        """The host's network namespace and those named under its /run/netns."""
+        found = {_ns_inode(self.pid, "net")}
+        listing = self.sh("for f in /run/netns/*; do [ -e \"$f\" ] && stat -L -c %i \"$f\"; done")
+        found.update(int(line) for line in listing.stdout.split() if line.isdigit())
+        return found
+
+    @staticmethod
+    def _processes_in(namespaces: set[int]) -> list[int]:
         found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
-                    if _ns_inode(entry, "mnt") == self.mnt_ns:
+                    if _ns_inode(entry, "net") in namespaces:
                         found.append(int(entry))
                 except (FileNotFoundError, PermissionError, ProcessLookupError):
                     pass
         return found
+
+
+PROBE = str(ROOT / "tests" / "netprobe.py")
+
+
+def serve(host: TestHost, proto: str, port: int, ns: str | None = None, bind: str = "::") -> subprocess.Popen:
+    """A netprobe server in the host (or in sandbox ns), started and ready."""
+    cmd = [sys.executable, PROBE, "serve", proto, str(port), "--bind", bind]
+    if ns is not None:
+        cmd = ["ip", "netns", "exec", ns, *cmd]
+    proc = host.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise AssertionError(f"server {proto}/{port} did not start")
+    return proc
+
+
+def ask(host: TestHost, proto: str, address: str, port: int, ns: str | None = None,
+        timeout: float = 2, sport: int = 0) -> str | None:
+    """The address the server saw us come from, or None when nothing answered."""
+    cmd = [sys.executable, PROBE, "ask", proto, address, str(port), "--timeout", str(timeout)]
+    if sport:
+        cmd += ["--sport", str(sport)]
+    if ns is not None:
+        cmd = ["ip", "netns", "exec", ns, *cmd]
+    result = host.run(cmd, timeout=timeout * 4 + 10)
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def link_hosts(a: TestHost, b: TestHost, a_if: str, b_if: str) -> None:

@@ -29,7 +29,7 @@ class PortSpec:
 
 
 def _port(text: str, spec: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput(f"port spec {spec!r}: {text!r} is not a port number")
     n = int(text)
     if not 1 <= n <= 65535:
@@ -54,19 +54,19 @@ def parse(spec: str) -> PortSpec:
     host_ip = None
     if text.startswith("["):
         close = text.find("]")
-        if close < 0 or text[close + 1:close + 2] != ":":
-            raise InvalidInput(f"port spec {spec!r}: an IPv6 host address is written [ADDRESS]:HOST_PORT:PORT")
-        host_ip, text = text[1:close], text[close + 2:]
-        _address(host_ip, spec, version=6)
-    parts = text.split(":")
-    if len(parts) > 3:
-        raise InvalidInput(f"port spec {spec!r}: too many ':' (IPv6 host addresses go in brackets)")
-    if len(parts) == 3:
-        if host_ip is not None:
-            raise InvalidInput(f"port spec {spec!r}: two host addresses")
-        host_ip = parts[0]
-        _address(host_ip, spec, version=4)
-        parts = parts[1:]
+        rest = text[close + 1:] if close > 0 else ""
+        if not rest.startswith(":") or rest.count(":") != 2:
+            raise InvalidInput(f"port spec {spec!r}: an IPv6 host address is written"
+                               " [ADDRESS]:HOST_PORT:PORT or [ADDRESS]::PORT")
+        host_ip = _address(text[1:close], spec, version=6)
+        parts = rest[1:].split(":")
+    else:
+        parts = text.split(":")
+        if len(parts) > 3:
+            raise InvalidInput(f"port spec {spec!r}: too many ':' (IPv6 host addresses go in brackets)")
+        if len(parts) == 3:
+            host_ip = _address(parts[0], spec, version=4)
+            parts = parts[1:]
     host_text, port_text = parts if len(parts) == 2 else ("", parts[0])
     if not port_text:
         raise InvalidInput(f"port spec {spec!r}: the sandbox port is missing")
@@ -82,13 +82,19 @@ def parse(spec: str) -> PortSpec:
     return PortSpec(protocol, port, count, host_ip, host_port)
 
 
-def _address(text: str, spec: str, version: int) -> None:
+def _address(text: str, spec: str, version: int) -> str:
+    """The host address in its canonical text, so that equal addresses compare equal."""
+    if "%" in text:
+        raise InvalidInput(f"port spec {spec!r}: a host address with a zone ({text}) cannot be published")
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidInput(f"port spec {spec!r}: {text!r} is not an IP address") from None
     if ip.version != version:
-        raise InvalidInput(f"port spec {spec!r}: IPv6 host addresses go in brackets, e.g. [{text}]:8080:80")
+        if version == 4:
+            raise InvalidInput(f"port spec {spec!r}: IPv6 host addresses go in brackets, e.g. [{text}]:8080:80")
+        raise InvalidInput(f"port spec {spec!r}: an IPv4 host address is written without brackets, e.g. {text}:8080:80")
+    return str(ip)
 
 
 def format_mapping(host_ip: str, host_port: int, port: int, protocol: str) -> str:

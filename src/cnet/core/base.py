@@ -97,18 +97,30 @@ class CnetBase:
 
     @staticmethod
     def _sync_forwarding(c: Change) -> None:
-        """Forwarding on while a routed (not internal) network needs it; the
-        value found before restored when none is left."""
+        """Host sysctls on while a network needs them, the values found before
+        restored when none does: forwarding for routed (not internal) networks,
+        br_netfilter's hooks for --no-icc ones (it is bridged traffic that
+        their rule must see)."""
+        from ..errors import OperationFailed
         from ..kernel import sysctl
 
         needed = set()
         for net in c.state.networks.values():
+            v6 = any(":" in s.subnet for s in net.subnets)
+            v4 = any(":" not in s.subnet for s in net.subnets)
             if not net.internal:
-                for s in net.subnets:
-                    needed.add("net.ipv6.conf.all.forwarding" if ":" in s.subnet else "net.ipv4.ip_forward")
+                needed |= {"net.ipv4.ip_forward"} if v4 else set()
+                needed |= {"net.ipv6.conf.all.forwarding"} if v6 else set()
+            if net.options.get("icc") is False:
+                needed |= {"net.bridge.bridge-nf-call-iptables"} if v4 else set()
+                needed |= {"net.bridge.bridge-nf-call-ip6tables"} if v6 else set()
         saved = c.state.host.setdefault("sysctls", {})
         for key in sorted(needed - saved.keys()):
-            saved[key] = sysctl.read(key)
+            try:
+                saved[key] = sysctl.read(key)
+            except OSError:
+                raise OperationFailed(f"sysctl {key} is missing: --no-icc needs the br_netfilter module"
+                                      " (modprobe br_netfilter)") from None
             if saved[key] != "1":
                 sysctl.write(key, "1")
                 c.undo.callback(sysctl.write, key, saved[key])

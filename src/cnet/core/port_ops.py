@@ -57,6 +57,8 @@ def add_mappings(c: Change, ns: str, spec: portspec.PortSpec, network: str | Non
 
 
 def _check_local_address(c: Change, address: str) -> None:
-    local = {ipaddress.ip_address(a) for a in c.kernel.netlink.local_addresses()}
-    if ipaddress.ip_address(address) not in local:
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified:
+        return  # 0.0.0.0 or ::, every address of its family
+    if ip not in {ipaddress.ip_address(a) for a in c.kernel.netlink.local_addresses()}:
         raise InvalidInput(f"{address} is not an address of this host")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..model import Endpoint, PortMapping, State
-from ..portspec import PortSpec
+from ..portspec import PortSpec, format_mapping
 
 ANY = {4: "0.0.0.0", 6: "::"}
 
@@ -63,7 +63,8 @@ def check_conflicts(state: State, new: list[PortMapping]) -> None:
         for p in state.ports:
             if _overlap(m, p):
                 raise Conflict(f"host port {m.host_port}/{m.protocol} on {m.host_ip} is already"
-                               f" published for sandbox {p.sandbox} ({p.host_ip}:{p.host_port}->{p.port})")
+                               f" published for sandbox {p.sandbox}"
+                               f" ({format_mapping(p.host_ip, p.host_port, p.port, p.protocol)})")
 
 
 def pick_host_port(state: State, protocol: str, port_range: tuple[int, int],

@@ -74,7 +74,7 @@ def attach(net: Network, ep: Endpoint, sandbox_path: str, host: Netlink, inside:
         os.close(fd)
     undo.callback(host.delete_link, ep.host_ifname)  # takes the peer with it
     host.set_alias(index, endpoint_tag(ep))
-    host.set_port_flags(index, hairpin=True, isolated=net.options.get("icc") is False)
+    host.set_hairpin(index)
     peer = inside.link_index(ep.ifname)
     for cidr in ep.addresses:
         inside.add_address(peer, cidr)

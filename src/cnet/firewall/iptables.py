@@ -58,6 +58,8 @@ def render(plan: FirewallPlan, family: int) -> str:
         out.append(f"-A CNET-FORWARD -i {bridge} ! -o {bridge} -j DROP\n")
         out.append(f"-A CNET-FORWARD -o {bridge} ! -i {bridge} -j DROP\n")
     out.append("-A CNET-FORWARD -m conntrack --ctstate DNAT -j RETURN\n")
+    for bridge in s.no_icc:
+        out.append(f"-A CNET-FORWARD -i {bridge} -o {bridge} -j DROP\n")
     for bridge in s.bridges:
         out.append(f"-A CNET-FORWARD -i {bridge} ! -o {bridge} -j CNET-ISOLATION\n")
         out.append(f"-A CNET-ISOLATION -o {bridge} -j DROP\n")

@@ -48,6 +48,7 @@ _CHAINS = """\
     iifname @internal iifname . oifname != @same drop comment "internal networks"
     oifname @internal iifname . oifname != @same drop
     ct status dnat accept comment "published ports, from any network"
+    iifname @no_icc iifname . oifname @same drop comment "--no-icc (bridged traffic: br_netfilter)"
     iifname @bridges oifname @bridges iifname . oifname != @same drop comment "isolation"
   }
 """
@@ -93,6 +94,7 @@ def render_full(plan: FirewallPlan) -> str:
     lines.append(_set("bridges", "ifname", _quoted(s.bridges)))
     lines.append(_set("same", "ifname . ifname", [f'"{b}" . "{b}"' for b in s.bridges]))
     lines.append(_set("internal", "ifname", _quoted(s.internal)))
+    lines.append(_set("no_icc", "ifname", _quoted(s.no_icc)))
     lines.append(_set("subnets4", "ipv4_addr", list(s.subnets4), interval=True))
     lines.append(_set("subnets6", "ipv6_addr", list(s.subnets6), interval=True))
     lines.append(_set("masquerade4", "ipv4_addr", list(s.masquerade4), interval=True))

@@ -31,6 +31,7 @@ class Dnat:
 class Structure:
     bridges: tuple[str, ...] = ()
     internal: tuple[str, ...] = ()  # no traffic in or out but their own
+    no_icc: tuple[str, ...] = ()  # no traffic between their sandboxes but to published ports
     subnets4: tuple[str, ...] = ()  # every cnet IPv4 subnet (hairpin flows are masqueraded)
     subnets6: tuple[str, ...] = ()
     masquerade4: tuple[str, ...] = ()  # subnets whose outbound traffic is masqueraded
@@ -48,7 +49,7 @@ class FirewallPlan:
 
 
 def plan(state: State) -> FirewallPlan:
-    bridges, internal = [], []
+    bridges, internal, no_icc = [], [], []
     subnets = {4: [], 6: []}
     masq = {4: [], 6: []}
     for net in state.networks.values():
@@ -57,12 +58,14 @@ def plan(state: State) -> FirewallPlan:
         bridges.append(net.name)
         if net.internal:
             internal.append(net.name)
+        if net.options.get("icc") is False:
+            no_icc.append(net.name)
         for s in net.subnets:
             version = ipaddress.ip_network(s.subnet).version
             subnets[version].append(s.subnet)
             if net.masquerade and not net.internal:
                 masq[version].append(s.subnet)
-    structure = Structure(tuple(sorted(bridges)), tuple(sorted(internal)),
+    structure = Structure(tuple(sorted(bridges)), tuple(sorted(internal)), tuple(sorted(no_icc)),
                           tuple(subnets[4]), tuple(subnets[6]), tuple(masq[4]), tuple(masq[6]))
     return FirewallPlan(structure, frozenset(dnat_entries(state)))
 

@@ -85,14 +85,14 @@ class Netlink:
         # link("add") ignores ifalias, hence a second request
         self.ipr.link("set", index=index, ifalias=alias)
 
-    def set_port_flags(self, index: int, *, hairpin: bool, isolated: bool) -> None:
-        """Bridge port flags: hairpin lets a frame leave by the port it came in
-        (br_netfilter bridges a sandbox's connection to its own published port
-        back to it); isolated ports cannot reach each other."""
+    def set_hairpin(self, index: int) -> None:
+        """Let frames leave a bridge port by the port they came in: with
+        br_netfilter, a sandbox's connection to its own published port is
+        bridged back to it."""
         try:
-            self.ipr.brport("set", index=index, mode=int(hairpin), isolated=int(isolated))
+            self.ipr.brport("set", index=index, mode=1)
         except NetlinkError as e:
-            raise _failed("cannot set bridge port flags", e) from e
+            raise _failed("cannot set hairpin mode on a bridge port", e) from e
 
     def set_up(self, index: int) -> None:
         self.ipr.link("set", index=index, state="up")
