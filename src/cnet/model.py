@@ -8,6 +8,7 @@ file and back; they know nothing of the kernel.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 
@@ -138,6 +139,20 @@ class State:
 
     def joiners(self, name: str) -> list[str]:
         return [s.name for s in self.sandboxes.values() if s.mode == "joined" and s.target == name]
+
+    def snapshot(self) -> tuple:
+        """What restore() needs to undo an operation's changes: copies of the
+        containers and of the objects operations change in place (the IPAM
+        cursors, the host record); everything else is replaced, not changed."""
+        cursors = {n: [Subnet(**vars(s)) for s in net.subnets] for n, net in self.networks.items()}
+        return (dict(self.networks), cursors, dict(self.sandboxes), list(self.endpoints),
+                list(self.ports), copy.deepcopy(self.host))
+
+    def restore(self, snapshot: tuple) -> None:
+        networks, cursors, self.sandboxes, self.endpoints, self.ports, self.host = snapshot
+        self.networks = networks
+        for name, subnets in cursors.items():
+            networks[name].subnets = subnets
 
     def to_dict(self) -> dict:
         return {

@@ -351,3 +351,41 @@ def test_twenty_concurrent_attaches_get_twenty_addresses(br):
     assert len(set(outs)) == 20
     assert len(host_veths(host)) == 20
     assert sorted(e["addresses"][0] for e in json.loads(ok(host.cnet("ls", "endpoints", "--json")))) == sorted(outs)
+
+
+def test_batch_runs_lines_under_one_lock_and_stops_at_the_first_failure(br):
+    host = br
+    script = "\n".join([
+        "# two sandboxes and a published port",
+        "create ns a --network mybr0 --publish 8080:80",
+        "cnet create ns b --network mybr0",
+        "",
+        "create ns c --network mybr0 --ip 172.26.0.2",  # taken by a: fails, nothing of c stays
+        "create ns never",
+    ]) + "\n"
+    r = host.cnet("batch", "-", input=script)
+    assert r.returncode == 4
+    assert r.stderr == "cnet: error: line 5: address 172.26.0.2 is already in use\n"
+    assert r.stdout == "172.26.0.2/16\n0.0.0.0:8080->80/tcp\n172.26.0.3/16\n"
+    # what the lines before did is done and recorded; the failed line left nothing
+    assert [s["name"] for s in json.loads(ok(host.cnet("ls", "ns", "--json")))] == ["a", "b"]
+    assert sorted(ok(host.run(["ip", "netns", "list"])).split()[::3]) == ["a", "b"]
+    assert len(host_veths(host)) == 2
+    assert "tcp . 8080 : 172.26.0.2 . 80" in ok(host.run(["nft", "list", "map", "inet", "cnet", "dnat4any"]))
+    assert ok(host.cnet("exec", "a", "--", "getent", "hosts", "b")).split() == ["172.26.0.3", "b"]
+    # a batch that tears everything down
+    r = host.cnet("batch", input="delete ns a\ndelete ns b\ndelete bridge mybr0\n")
+    assert (r.returncode, r.stdout) == (0, "a\nb\nmybr0\n")
+    assert sorted(host.links()) == ["lo"] and ok(host.run(["nft", "list", "ruleset"])) == ""
+
+
+@pytest.mark.parametrize("line, message", [
+    ("exec a -- true", "'exec' cannot be used in a batch"),
+    ("--state /x ls", "global options go before `batch`"),
+    ("create ns 'unclosed", "cannot split the line"),
+    ("create bridge", "Missing argument 'NAME'"),
+])
+def test_batch_refuses_what_it_cannot_run(br, line, message):
+    r = br.cnet("batch", input=f"create ns a\n{line}\n")
+    assert r.returncode == 2 and r.stderr.startswith("cnet: error: line 2: ") and message in r.stderr
+    assert json.loads(ok(br.cnet("ls", "ns", "--json")))[0]["name"] == "a"

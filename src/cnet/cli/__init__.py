@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from ..errors import CnetError
 from .attach import attach, detach, exec_
+from .batch import batch
 from .create import create
 from .delete import delete, rm
 from .ports import publish, unpublish
@@ -52,11 +53,12 @@ class Context:
 @click.pass_context
 def cli(ctx, state, config, firewall, debug):
     """cnet: container networking for any network namespace, without a daemon."""
-    ctx.obj = Context(state, config, firewall, debug)
-    ctx.call_on_close(ctx.obj.print_warnings)
+    if ctx.obj is None:  # a line of `cnet batch` runs with the batch's own context
+        ctx.obj = Context(state, config, firewall, debug)
+        ctx.call_on_close(ctx.obj.print_warnings)
 
 
-for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm):
+for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch):
     cli.add_command(command)
 
 

@@ -14,7 +14,7 @@ LISTS = ("networks", "ns", "endpoints", "ports")
 @click.pass_obj
 def ls(obj, what, json_out, quiet):
     """List networks (default), sandboxes, endpoints or published ports."""
-    state = obj.api.store.load()
+    state = obj.api.read_state()
     if what == "networks":
         counts = {}
         for e in state.endpoints:
@@ -67,7 +67,7 @@ def _flags(n: dict) -> str:
 @click.pass_obj
 def inspect(obj, name, kind, json_out):
     """Show a network or a sandbox as recorded and as the kernel has it."""
-    state = obj.api.store.load()
+    state = obj.api.read_state()
     if kind is None:
         kinds = [k for k, table in (("network", state.networks), ("ns", state.sandboxes)) if name in table]
         if len(kinds) > 1:

@@ -33,9 +33,30 @@ class Change:
     kernel: Kernel
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the state is saved
     changed: bool = True  # False: the operation found nothing to do; the state file is not rewritten
+    in_batch: bool = False  # part of `cnet batch`: the firewall and the state are written at its end
+    hosts_networks: set[str] = field(default_factory=set)  # hosts files to rewrite once saved
+    hosts_sandboxes: set[str] = field(default_factory=set)
 
     def nothing_to_do(self) -> None:
         self.changed = False
+
+    def refresh_hosts(self, networks, sandboxes) -> None:
+        """The hosts files of these networks and sandboxes follow the saved state."""
+        self.hosts_networks.update(networks)
+        self.hosts_sandboxes.update(sandboxes)
+
+
+@dataclass
+class Batch:
+    """`cnet batch`: many operations under one lock on one state in memory.
+    Each line is still a transaction of its own in the kernel; the firewall,
+    the state file and the hosts files are written once, at the end, for the
+    lines that succeeded."""
+
+    state: State
+    kernel: Kernel
+    firewall_before: object
+    total: Change = None
 
 
 class CnetBase:
@@ -47,6 +68,7 @@ class CnetBase:
         self._config_arg = config
         self._firewall = firewall
         self._config: Config | None = None
+        self._batch: Batch | None = None
 
     @property
     def config(self) -> Config:
@@ -56,8 +78,16 @@ class CnetBase:
             self._config = with_overrides(loaded, firewall=self._firewall)
         return self._config
 
+    def read_state(self) -> State:
+        """The state as it stands: the batch's, inside one; else the file's (no lock needed)."""
+        return self._batch.state if self._batch is not None else self.store.load()
+
     @contextlib.contextmanager
     def _change(self) -> Iterator[Change]:
+        if self._batch is not None:
+            with self._batch_line() as change:
+                yield change
+            return
         with self.store.locked(), Kernel() as kernel:
             with ExitStack() as undo:
                 change = Change(self.store.load(), undo, kernel)
@@ -65,8 +95,55 @@ class CnetBase:
                 if change.changed:
                     self.store.save(change.state)
                 undo.pop_all()  # everything held: nothing to roll back
-            for step in change.after:
-                step()
+            self._after_save(change)
+
+    def _after_save(self, change: Change) -> None:
+        if change.hosts_networks or change.hosts_sandboxes:
+            self.resolver.networks_changed(change.state, change.hosts_networks, change.hosts_sandboxes)
+        for step in change.after:
+            step()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the operations called inside as one batch (see Batch)."""
+        with self.store.locked(), Kernel() as kernel:
+            state = self.store.load()
+            b = self._batch = Batch(state, kernel, self._firewall_plan(state))
+            b.total = Change(state, ExitStack(), kernel, changed=False)
+            try:
+                yield
+            finally:
+                self._batch = None
+                self._end_batch(b)
+
+    def _end_batch(self, b: Batch) -> None:
+        total = b.total
+        try:
+            if total.changed:
+                self._sync_firewall(total, b.firewall_before)
+        finally:
+            if total.changed:
+                self.store.save(b.state)  # whatever the firewall did: the kernel holds these objects
+            total.undo.pop_all()
+        self._after_save(total)
+
+    @contextlib.contextmanager
+    def _batch_line(self) -> Iterator[Change]:
+        b = self._batch
+        saved = b.state.snapshot()
+        try:
+            with ExitStack() as undo:
+                change = Change(b.state, undo, b.kernel, in_batch=True)
+                yield change
+                undo.pop_all()
+        except BaseException:
+            b.state.restore(saved)
+            raise
+        finally:
+            b.kernel.close_inside()  # a batch of 500 sandboxes would run out of descriptors
+        b.total.changed |= change.changed
+        b.total.refresh_hosts(change.hosts_networks, change.hosts_sandboxes)
+        b.total.after += change.after
 
     # -- the firewall and the sysctls that go with it ----------------------
 
@@ -79,6 +156,9 @@ class CnetBase:
     def _sync_firewall(self, c: Change, before) -> None:
         """Make the firewall and forwarding match the changed state; undo on rollback."""
         from .. import firewall
+
+        if c.in_batch:
+            return  # once for the whole batch, at its end
 
         after = self._firewall_plan(c.state)
         name, previous = self.config.firewall, c.state.host.get("firewall")
@@ -156,6 +236,11 @@ class Kernel:
 
             self._inside[netns_path] = Netlink(netns_path)
         return self._inside[netns_path]
+
+    def close_inside(self) -> None:
+        for handle in self._inside.values():
+            handle.close()
+        self._inside.clear()
 
     def forget(self, netns_path: str) -> None:
         """Close the handle inside a namespace about to go (an open one keeps it alive)."""

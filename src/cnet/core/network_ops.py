@@ -37,10 +37,10 @@ class NetworkOps(CnetBase):
             return net
 
     def list_networks(self) -> list[Network]:
-        return list(self.store.load().networks.values())
+        return list(self.read_state().networks.values())
 
     def network(self, name: str) -> tuple[Network, State]:
-        state = self.store.load()
+        state = self.read_state()
         if name not in state.networks:
             raise NotFound(f"network {name} not found")
         return state.networks[name], state
@@ -79,5 +79,5 @@ class NetworkOps(CnetBase):
             self._sync_firewall(c, before)
             bridge.delete(net, c.kernel.netlink)
             owners = [e.sandbox for e in attached]
-            c.after.append(lambda: self.resolver.networks_changed(c.state, [name], owners))
+            c.refresh_hosts([name], owners)
             return True

@@ -8,6 +8,8 @@ existing path (adopted: cnet never deletes that namespace), or the host's.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import CnetError, InvalidInput, NotFound
 from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
@@ -78,7 +80,7 @@ class SandboxOps(CnetBase):
                 self._sync_firewall(c, before)
             # A joined sandbox is one more name for its owner's addresses.
             changed = [e.network for e in c.state.endpoints_of_sandbox(c.state.owner(name))]
-            c.after.append(lambda: self.resolver.networks_changed(c.state, changed, [name]))
+            c.refresh_hosts(changed, [name])
             return sb, ep, mappings
 
     # -- attach / detach ---------------------------------------------------
@@ -87,7 +89,7 @@ class SandboxOps(CnetBase):
                ifname: str | None = None) -> Endpoint:
         with self._change() as c:
             ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname)
-            c.after.append(lambda: self.resolver.networks_changed(c.state, [network], [ep.sandbox]))
+            c.refresh_hosts([network], [ep.sandbox])
             return ep
 
     def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None) -> Endpoint:
@@ -124,7 +126,7 @@ class SandboxOps(CnetBase):
             self._detach_endpoint(c, found[0])
             if before is not None:
                 self._sync_firewall(c, before)
-            c.after.append(lambda: self.resolver.networks_changed(c.state, [network], [owner]))
+            c.refresh_hosts([network], [owner])
 
     def _detach_endpoint(self, c: Change, ep: Endpoint) -> None:
         """Remove an endpoint; if it carried the sandbox's default routes, the
@@ -179,7 +181,7 @@ class SandboxOps(CnetBase):
             if sb.mode == "joined":
                 touched = [sb.target]
                 touched_networks = {e.network for e in state.endpoints_of_sandbox(sb.target)}
-            c.after.append(lambda: self.resolver.networks_changed(state, touched_networks, touched))
+            c.refresh_hosts(touched_networks, touched)
             return True
 
     # -- reading -------------------------------------------------------------
@@ -189,7 +191,7 @@ class SandboxOps(CnetBase):
         from ..kernel import netns
         from .base import Kernel
 
-        state = self.store.load()
+        state = self.read_state()
         sb = state.sandboxes.get(name)
         if sb is None:
             raise NotFound(f"sandbox {name} not found")
@@ -209,7 +211,7 @@ class SandboxOps(CnetBase):
 
         if not argv:
             raise InvalidInput("no command given (cnet exec NS -- COMMAND...)")
-        state = self.store.load()
+        state = self.read_state()
         sb = state.sandboxes.get(name)
         if sb is None:
             raise NotFound(f"sandbox {name} not found")
@@ -265,14 +267,12 @@ def _adoptable(pid: int | None, path: str | None) -> str:
 
 def _hand_over(state: State, sb: Sandbox, joiners: list[str]) -> str:
     """The owner of a shared stack is going: the first sandbox that joined it
-    becomes the owner, with the stack's mode, endpoints and mappings."""
-    heir = state.sandboxes[joiners[0]]
-    heir.mode, heir.target = sb.mode, sb.target
+    becomes the owner, with the stack's mode, endpoints and mappings. (Objects
+    are replaced, not changed, so that a batch can restore its state.)"""
+    heir = joiners[0]
+    state.sandboxes[heir] = replace(state.sandboxes[heir], mode=sb.mode, target=sb.target)
     for other in joiners[1:]:
-        state.sandboxes[other].target = heir.name
-    for ep in state.endpoints_of_sandbox(sb.name):
-        ep.sandbox = heir.name
-    for p in state.ports:
-        if p.sandbox == sb.name:
-            p.sandbox = heir.name
-    return heir.name
+        state.sandboxes[other] = replace(state.sandboxes[other], target=heir)
+    state.endpoints = [replace(e, sandbox=heir) if e.sandbox == sb.name else e for e in state.endpoints]
+    state.ports = [replace(p, sandbox=heir) if p.sandbox == sb.name else p for p in state.ports]
+    return heir

@@ -1,0 +1,17 @@
+"""Every contender of bench/peers.py, in table order."""
+
+from __future__ import annotations
+
+from .cni import Cni
+from .cnet import CnetApi, CnetBatch, CnetOneProcess, CnetSeparate
+from .netavark import Netavark
+from .scripts import Floor, Pipework
+
+CONTENDERS = [CnetSeparate, CnetOneProcess, CnetBatch, CnetApi, Cni, Netavark, Pipework, Floor]
+
+
+def by_name(name: str):
+    for c in CONTENDERS:
+        if c.name == name:
+            return c
+    raise KeyError(name)

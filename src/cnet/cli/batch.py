@@ -1,0 +1,55 @@
+"""`cnet batch`: cnet commands one a line, in one process under one lock (like `ip -batch`)."""
+
+import shlex
+import sys
+
+import click
+
+from ..errors import CnetError, InvalidInput
+
+NOT_IN_BATCH = ("batch", "exec")
+
+
+class LineFailed(CnetError):
+    """A line of a batch failed; carries that line's exit code."""
+
+
+@click.command("batch")
+@click.argument("source", type=click.File("r"), default="-", metavar="[FILE|-]")
+@click.pass_context
+def batch(ctx, source):
+    """Run cnet commands read one a line from FILE (or stdin), without `cnet`.
+
+    Blank lines and # comments are skipped. The batch stops at the first line
+    that fails, with its line number; what the lines before it did stays
+    done and recorded.
+    """
+    from . import cli
+
+    obj = ctx.obj
+    with obj.api.batch():
+        for number, line in enumerate(source, start=1):
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError as e:
+                raise _failed(number, InvalidInput(f"cannot split the line: {e}")) from None
+            if words[:1] == ["cnet"]:
+                words = words[1:]
+            if not words:
+                continue
+            if words[0] in NOT_IN_BATCH or words[0].startswith("-"):
+                raise _failed(number, InvalidInput(
+                    f"{words[0]!r} cannot be used in a batch (global options go before `batch`)"))
+            try:
+                cli.main(args=words, prog_name="cnet", standalone_mode=False, obj=obj)
+            except click.UsageError as e:
+                raise _failed(number, InvalidInput(" ".join(e.format_message().split()))) from None
+            except CnetError as e:
+                raise _failed(number, e) from e
+            sys.stdout.flush()
+
+
+def _failed(number: int, error: CnetError) -> LineFailed:
+    failed = LineFailed(f"line {number}: {error}")
+    failed.exit_code = error.exit_code
+    return failed
