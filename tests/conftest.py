@@ -56,8 +56,19 @@ def _machine_snapshot() -> dict:
         "iptables": _out(["iptables", "-S"]),
         "ip6tables": _out(["ip6tables", "-S"]),
         "sysctls": sysctls,
-        "dirs": {d: sorted(os.listdir(d)) if os.path.isdir(d) else None for d in MOUNTPOINTS},
+        # Mount points listed in MADE belong to test hosts still running (another
+        # suite or a benchmark at the same time); the last of them removes them.
+        "dirs": {d: sorted(os.listdir(d)) if os.path.isdir(d) else None for d in MOUNTPOINTS
+                 if d not in _made_mountpoints()},
     }
+
+
+def _made_mountpoints() -> set[str]:
+    try:
+        with open(MADE) as f:
+            return set(f.read().split())
+    except FileNotFoundError:
+        return set()
 
 
 def _remove_made_mountpoints() -> None:
