@@ -486,27 +486,35 @@ def report(args, plan, rows, skipped, failed, pub, vers, wall) -> str:
       f"median of the first {GROWTH_WINDOW}. Rules and elements counted after the N setups: "
       f"nft counts every table, iptables-nft's included (iptables here is "
       f"`{vers.get('iptables')}`).\n")
-    table = []
-    for r in rows:
-        c = labels[r["contender"]]
-        ends = f" †{r['timed_ends']}" if r["timed_ends"] and 2 * r["timed_ends"] < r["sandboxes"] else ""
-        k = r["counts"]
-        table.append([f"`{r['contender']}`", f"{r['sandboxes']:,}{ends}", cell(r["setup"]),
-                      xcell(r["growth"]), cell(r["teardown"]),
-                      str(k["nft_rules"]), str(k["nft_elements"]), str(k["iptables_rules"]),
-                      c.processes])
-    w(common.markdown_table(["contender", "N", "setup ms/sandbox", "growth last/first 10",
-                             "teardown ms/sandbox", "nft rules", "set/map elements",
-                             "iptables -A", "processes/sandbox (setup + teardown)"], table))
-    if any(r["timed_ends"] and 2 * r["timed_ends"] < r["sandboxes"] for r in rows):
-        w("\n† E: only the first E and last E sandboxes were set up and torn down by the "
-          "contender and timed; those in between were made and removed through cnet's Python "
-          "API, untimed (same state, same kernel objects). The median is over those 2E.")
-    w("\n| contender | what it runs | firewall |\n| --- | --- | --- |")
-    for name in order:
-        if name in plan:
-            c = labels[name]
-            w(f"| `{name}` | {c.label} | {c.firewall} |")
+    if rows:
+        table = []
+        for r in rows:
+            c = labels[r["contender"]]
+            ends = f" †{r['timed_ends']}" if r["timed_ends"] and 2 * r["timed_ends"] < r["sandboxes"] else ""
+            k = r["counts"]
+            table.append([f"`{r['contender']}`", f"{r['sandboxes']:,}{ends}", f"{r['runs']}",
+                          cell(r["setup"]), xcell(r["growth"]), cell(r["teardown"]),
+                          str(k["nft_rules"]), str(k["nft_elements"]), str(k["iptables_rules"]),
+                          c.processes])
+        w(common.markdown_table(["contender", "N", "runs", "setup ms/sandbox", "growth last/first 10",
+                                 "teardown ms/sandbox", "nft rules", "set/map elements",
+                                 "iptables -A", "processes/sandbox (setup + teardown)"], table))
+        if any(r["timed_ends"] and 2 * r["timed_ends"] < r["sandboxes"] for r in rows):
+            w("\n† E: only the first E and last E sandboxes were set up and torn down by the "
+              "contender and timed; those in between were made and removed through cnet's Python "
+              "API, untimed (same state, same kernel objects). The median is over those 2E.")
+        w("\n| contender | what it runs | firewall: nft tables after setup |\n| --- | --- | --- |")
+        seen = {}
+        for r in rows:
+            seen.setdefault(r["contender"], set()).update(r["counts"]["nft_tables"])
+        for name in order:
+            if name in seen:
+                c = labels[name]
+                w(f"| `{name}` | {c.label} | {', '.join(sorted(seen[name])) or 'none'} |")
+        if any(r["counts"]["iptables_rules"] for r in rows):
+            w("\nTables `ip nat`, `ip filter` (and `ip mangle`, `ip raw`) are iptables' own, "
+              "made through iptables-nft; their rules are counted in both the nft and the "
+              "iptables column.")
 
     for phase in ("setup", "teardown"):
         for ref in ("cnet-batch", "cnet-ns"):

@@ -14,8 +14,13 @@ worker then exits). The first line it writes gives the time of
 """
 
 import json
+import os
 import sys
 import time
+
+# This file's folder holds modules (cni.py, ...) that must not shadow installed ones.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cni import Cni
-from .cnet import CnetApi, CnetBatch, CnetOneProcess, CnetSeparate
+from .cnet_ways import CnetApi, CnetBatch, CnetOneProcess, CnetSeparate
 from .netavark import Netavark
 from .scripts import Floor, Pipework
 

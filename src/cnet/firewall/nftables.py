@@ -121,10 +121,50 @@ def render_delta(old: FirewallPlan, new: FirewallPlan) -> str:
 
 
 def _nft(script: str) -> None:
-    result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
-    if result.returncode != 0:
-        first = next((line for line in result.stderr.splitlines() if line.strip()), "unknown error")
+    """Run an nft script as one transaction: through libnftables in this
+    process where it is installed (no process to start: ~1 ms instead of
+    5-20), else through the nft command."""
+    errors = _run_with_library(script)
+    if errors is None:
+        result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+        errors = result.stderr if result.returncode != 0 else ""
+    if errors:
+        first = next((line for line in errors.splitlines() if line.strip()), "unknown error")
         raise OperationFailed(f"nft refused cnet's rules: {first}")
+
+
+_library = []  # [CDLL] once loaded, [None] if there is none
+
+
+def _run_with_library(script: str) -> str | None:
+    """The errors nft reported ("" for none), or None without libnftables."""
+    if not _library:
+        import ctypes
+
+        try:
+            lib = ctypes.CDLL("libnftables.so.1")
+        except OSError:
+            lib = None
+        else:
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        _library.append(lib)
+    lib = _library[0]
+    if lib is None:
+        return None
+    ctx = lib.nft_ctx_new(0)
+    try:
+        lib.nft_ctx_buffer_error(ctx)
+        if lib.nft_run_cmd_from_buffer(ctx, script.encode()) == 0:
+            return ""
+        return (lib.nft_ctx_get_error_buffer(ctx) or b"unknown error").decode(errors="replace")
+    finally:
+        lib.nft_ctx_free(ctx)
 
 
 class NftablesBackend:

@@ -14,7 +14,10 @@ PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": socke
 
 def forget_port(protocol: str, port: int) -> int:
     """Delete the entries whose original destination port is `port`; returns how many."""
-    from pyroute2 import Conntrack
+    from . import load_pyroute2
+
+    load_pyroute2()
+    from pyroute2.conntrack import Conntrack
     from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
     deleted = 0

@@ -11,10 +11,11 @@ import errno
 import ipaddress
 import socket
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..errors import Conflict, NotFound, OperationFailed
+
+from . import _import_light
+
+IPRoute, NetlinkError = _import_light()
 
 IFA_F_NODAD = 0x02  # an address usable at once, without duplicate address detection
 RTN_UNICAST, RTN_LOCAL = 1, 2
