@@ -38,13 +38,15 @@ unit: venv
 demo: system-deps venv
 	tools/testhost env PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
 
+# Benchmarks print Markdown tables and write bench/results/; see bench/README.md.
+# peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
+BENCHES := startup state_io attach datapath peers
+
 bench: system-deps venv
-	$(BIN)/python bench/startup.py
-	$(BIN)/python bench/state_io.py
+	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py; done
 
 bench-quick: system-deps venv
-	$(BIN)/python bench/startup.py --quick
-	$(BIN)/python bench/state_io.py --quick
+	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py --quick; done
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

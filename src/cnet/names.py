@@ -20,4 +20,10 @@ def check_ifname(name: str, what: str = "network name") -> str:
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         raise InvalidInput(f"{what} {name!r} contains {shown}, which an interface name cannot hold")
+    # Stricter than the kernel: the name goes into nftables and iptables rules
+    # and into sysctl paths, where quotes and the like would break them.
+    odd = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+    if odd:
+        shown = ", ".join(repr(c) for c in odd)
+        raise InvalidInput(f"{what} {name!r} contains {shown}: use letters, digits, '_', '.' and '-'")
     return name

@@ -8,6 +8,7 @@ the commands, so `--help` and `--version` stay quick.
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 
@@ -67,9 +68,25 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _global_debug(args: list[str]) -> bool:
+    """--debug among the global options (not in `cnet exec NS -- cmd --debug`)."""
+    takes_value = {"--state", "--config", "--firewall"}
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] == "--debug":
+            return True
+        i += 2 if args[i] in takes_value else 1
+    return False
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # so that a transaction in progress is rolled back
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    debug = _global_debug(args)
+    signal.signal(signal.SIGTERM, _terminated)
     if not args:
         _fail("missing command (see 'cnet --help')", 2)
     try:
@@ -83,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(e), e.exit_code)
     except (KeyboardInterrupt, click.Abort):
         _fail("interrupted", 130)
+    except OSError as e:  # a file or device cnet needs: still one line
+        if debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        _fail(f"{e.strerror or e}{where}", 1)
     except Exception as e:  # a bug or an unforeseen failure: still one line, unless --debug
         if debug:
             raise

@@ -98,10 +98,17 @@ class CnetBase:
             self._after_save(change)
 
     def _after_save(self, change: Change) -> None:
+        """What follows from the saved state. The operation is done by now: a
+        failure here is a warning, not an error that would make a script retry."""
+        steps = list(change.after)
         if change.hosts_networks or change.hosts_sandboxes:
-            self.resolver.networks_changed(change.state, change.hosts_networks, change.hosts_sandboxes)
-        for step in change.after:
-            step()
+            steps.insert(0, lambda: self.resolver.networks_changed(
+                change.state, change.hosts_networks, change.hosts_sandboxes))
+        for step in steps:
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - reported, and the command still succeeds
+                self.warnings.append(f"done, but a follow-up step failed: {type(e).__name__}: {e}")
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -153,12 +160,22 @@ class CnetBase:
 
         return plan(state)
 
+    def _firewall_before(self, c: Change, needed: bool = True):
+        """The firewall plan before an operation changes the state, for
+        _sync_firewall; None when there is nothing to sync: the operation
+        touches no network or port, or it is a line of a batch (which syncs
+        once, at its end)."""
+        if c.in_batch or not needed:
+            return None
+        return self._firewall_plan(c.state)
+
     def _sync_firewall(self, c: Change, before) -> None:
-        """Make the firewall and forwarding match the changed state; undo on rollback."""
+        """Make the firewall and forwarding match the changed state; undo on
+        rollback. `before` comes from _firewall_before (None: nothing to do)."""
         from .. import firewall
 
-        if c.in_batch:
-            return  # once for the whole batch, at its end
+        if before is None:
+            return
 
         after = self._firewall_plan(c.state)
         name, previous = self.config.firewall, c.state.host.get("firewall")
@@ -169,7 +186,9 @@ class CnetBase:
         unchanged = after == before and (before.empty or previous == name)
         if not unchanged:
             self.warnings += firewall.sync(name, previous, before if previous else None, after)
-            c.undo.callback(firewall.sync, name, None, after, before)
+            # undo: back to `before`, made by the backend that made it
+            undo_backend = previous or name
+            c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, after, before)
             changed = {(d.protocol, d.host_port) for d in before.dnat ^ after.dnat}
             if changed:
                 c.after.append(lambda: _forget_connections(changed))
@@ -260,5 +279,4 @@ class Kernel:
 def _forget_connections(ports) -> None:
     from ..kernel import conntrack
 
-    for protocol, port in sorted(ports):
-        conntrack.forget_port(protocol, port)
+    conntrack.forget_ports(sorted(ports))

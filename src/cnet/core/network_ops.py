@@ -30,7 +30,7 @@ class NetworkOps(CnetBase):
                                        host_routes=lambda: c.kernel.netlink.route_networks())
             if c.kernel.netlink.link_index(name) is not None:
                 raise Conflict(f"a link named {name} already exists on the host")
-            before = self._firewall_plan(c.state)
+            before = self._firewall_before(c)
             bridge.create(net, c.kernel.netlink, c.undo)
             c.state.networks[name] = net
             self._sync_firewall(c, before)
@@ -70,13 +70,14 @@ class NetworkOps(CnetBase):
             if attached and not force:
                 users = ", ".join(sorted({e.sandbox for e in attached}))
                 raise Conflict(f"network {name} is in use by sandbox(es) {users} (use --force to detach them)")
-            # Mappings and endpoints first, while the bridge they hang on still
-            # exists; the firewall's bridge sets next; the bridge last.
-            before = self._firewall_plan(c.state)
-            for ep in attached:
-                self._detach_endpoint(c, ep)
+            # The state first, then the firewall (which can still be rolled
+            # back), then the endpoints and last the bridge (which cannot).
+            before = self._firewall_before(c)
+            removals = [self._drop_endpoint(c, ep) for ep in attached]
             del c.state.networks[name]
             self._sync_firewall(c, before)
+            for remove in removals:
+                remove()
             bridge.delete(net, c.kernel.netlink)
             owners = [e.sandbox for e in attached]
             c.refresh_hosts([name], owners)

@@ -17,7 +17,7 @@ class PortOps(CnetBase):
         spec = portspec.parse(spec_text)
         ports.check_host_ip(spec)
         with self._change() as c:
-            before = self._firewall_plan(c.state)
+            before = self._firewall_before(c)
             made = add_mappings(c, ns, spec, network)
             self._sync_firewall(c, before)
             return made
@@ -30,7 +30,7 @@ class PortOps(CnetBase):
             gone = ports.matching(c.state, c.state.owner(ns), spec)
             if not gone:
                 raise NotFound(f"sandbox {ns} has no published port matching {spec_text}")
-            before = self._firewall_plan(c.state)
+            before = self._firewall_before(c)
             c.state.ports = [p for p in c.state.ports if all(p is not g for g in gone)]
             self._sync_firewall(c, before)
             return gone

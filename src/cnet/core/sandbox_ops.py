@@ -8,9 +8,10 @@ existing path (adopted: cnet never deletes that namespace), or the host's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
-from ..errors import CnetError, InvalidInput, NotFound
+from ..errors import CnetError, InvalidInput, NotFound, OperationFailed
 from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
 from . import sandboxes
@@ -74,7 +75,7 @@ class SandboxOps(CnetBase):
             ep = self._attach(c, name, network, ips=ips) if network else None
             mappings = []
             if specs:
-                before = self._firewall_plan(c.state)
+                before = self._firewall_before(c)
                 for spec in specs:
                     mappings += add_mappings(c, name, spec, network)
                 self._sync_firewall(c, before)
@@ -122,28 +123,37 @@ class SandboxOps(CnetBase):
             found = [e for e in c.state.endpoints_of_sandbox(owner) if e.network == network]
             if not found:
                 raise NotFound(f"sandbox {ns} is not attached to network {network}")
-            before = self._firewall_plan(c.state) if self._has_ports(c.state, owner) else None
-            self._detach_endpoint(c, found[0])
-            if before is not None:
-                self._sync_firewall(c, before)
+            before = self._firewall_before(c, needed=self._has_ports(c.state, owner))
+            remove = self._drop_endpoint(c, found[0])
+            self._sync_firewall(c, before)
+            remove()
             c.refresh_hosts([network], [owner])
 
-    def _detach_endpoint(self, c: Change, ep: Endpoint) -> None:
-        """Remove an endpoint; if it carried the sandbox's default routes, the
-        next network of the sandbox gets them."""
+    def _drop_endpoint(self, c: Change, ep: Endpoint, *, move_routes: bool = True) -> Callable[[], None]:
+        """Take an endpoint and its mappings out of the state. Returns the kernel
+        work, to be done once the firewall no longer refers to the endpoint:
+        deleting cannot be undone, so it comes after every step that can fail
+        and be rolled back. If the endpoint carried the sandbox's default
+        routes, the next network of the sandbox gets them."""
         from ..drivers import bridge
         from ..kernel import netns
 
         state = c.state
         was_default = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks) is ep
-        bridge.detach(ep, c.kernel.netlink)
         state.endpoints.remove(ep)
         state.ports = [p for p in state.ports if not (p.sandbox == ep.sandbox and p.network == ep.network)]
-        if was_default and netns.exists(ep.sandbox):
+        successor = None
+        if was_default and move_routes:
             successor = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks)
-            if successor is not None:
-                bridge.add_default_routes(state.networks[successor.network],
-                                          c.kernel.inside(netns.path_of(ep.sandbox)))
+
+        def remove() -> None:
+            bridge.detach(ep, c.kernel.netlink)
+            if successor is not None and netns.exists(ep.sandbox):
+                path = netns.path_of(ep.sandbox)
+                bridge.add_default_routes(state.networks[successor.network], c.kernel.inside(path))
+                c.kernel.forget(path)
+
+        return remove
 
     # -- delete --------------------------------------------------------------
 
@@ -160,8 +170,8 @@ class SandboxOps(CnetBase):
                     c.nothing_to_do()
                     return False
                 raise NotFound(f"sandbox {name} not found")
-            touched_networks, touched = set(), []
-            before = self._firewall_plan(state) if self._has_ports(state, name) else None
+            touched_networks, touched, removals = set(), [], []
+            before = self._firewall_before(c, needed=self._has_ports(state, name))
             joiners = state.joiners(name) if sb.mode != "joined" else []
             if joiners:
                 heir = _hand_over(state, sb, joiners)
@@ -170,14 +180,16 @@ class SandboxOps(CnetBase):
             elif sb.mode != "joined":
                 for ep in state.endpoints_of_sandbox(name):
                     touched_networks.add(ep.network)
-                    self._detach_endpoint(c, ep)
+                    removals.append(self._drop_endpoint(c, ep, move_routes=False))
                 state.ports = [p for p in state.ports if p.sandbox != name]
-            if before is not None:
-                self._sync_firewall(c, before)
+            del state.sandboxes[name]
+            self._sync_firewall(c, before)
+            # From here on nothing can be rolled back: the kernel objects go.
+            for remove in removals:
+                remove()
             c.kernel.forget(netns.path_of(name))
             netns.remove(name)
             self.resolver.remove_sandbox(name)
-            del state.sandboxes[name]
             if sb.mode == "joined":
                 touched = [sb.target]
                 touched_networks = {e.network for e in state.endpoints_of_sandbox(sb.target)}
@@ -228,7 +240,7 @@ class SandboxOps(CnetBase):
             err.exit_code = 126
             raise err from None
         except OSError as e:
-            raise CnetError(f"cannot run {argv[0]} in sandbox {name}: {e.strerror}") from e
+            raise OperationFailed(f"cannot run {argv[0]} in sandbox {name}: {e.strerror}") from e
 
     # -- helpers -------------------------------------------------------------
 

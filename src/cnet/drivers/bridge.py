@@ -30,13 +30,16 @@ def create(net: Network, nl: Netlink, undo: ExitStack) -> None:
     undo.callback(nl.delete_link, net.name)
     has_ipv6 = any(":" in s.subnet for s in net.subnets)
     # The bridge is still down, so no link-local address has been made yet.
-    sysctl.write(f"net.ipv6.conf.{net.name}.disable_ipv6", "0" if has_ipv6 else "1")
+    # (A host booted without IPv6 has no such sysctl, and nothing to turn off.)
+    disable_ipv6 = ("net", "ipv6", "conf", net.name, "disable_ipv6")
+    if has_ipv6 or sysctl.exists(disable_ipv6):
+        sysctl.write(disable_ipv6, "0" if has_ipv6 else "1")
     nl.set_alias(index, owner_tag(net.name))
     for s in net.subnets:
         nl.add_address(index, s.gateway_cidr)
     if not net.internal and any(":" not in s.subnet for s in net.subnets):
         # lets 127.0.0.1:PORT of a published port be carried to a sandbox
-        sysctl.write(f"net.ipv4.conf.{net.name}.route_localnet", "1")
+        sysctl.write(("net", "ipv4", "conf", net.name, "route_localnet"), "1")
     faults.checkpoint("bridge-addresses")
     nl.set_up(index)
 

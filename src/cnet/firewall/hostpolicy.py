@@ -74,7 +74,11 @@ def other_dropping_chains() -> list[str]:
     if result.returncode != 0:
         return []
     found = []
-    for item in json.loads(result.stdout).get("nftables", []):
+    try:
+        items = json.loads(result.stdout).get("nftables", [])
+    except ValueError:
+        return []
+    for item in items:
         chain = item.get("chain")
         if not chain or chain.get("hook") != "forward" or chain.get("policy") != "drop":
             continue

@@ -10,6 +10,7 @@ per pair of networks.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 from ..errors import OperationFailed
@@ -80,7 +81,10 @@ def _masquerade_rules(s, family: int) -> list[str]:
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    try:
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise OperationFailed(f"the iptables backend needs {cmd[0]} (install iptables)") from None
 
 
 def _check(result: subprocess.CompletedProcess, what: str) -> None:
@@ -95,6 +99,8 @@ class IptablesBackend:
     def sync(self, old: FirewallPlan | None, new: FirewallPlan) -> None:
         for family in (4, 6):
             tool, restore = TOOLS[family]
+            if family == 6 and shutil.which(tool) is None and not new.structure.subnets6:
+                continue  # no ip6tables, and no IPv6 network that would need it
             if new.empty:
                 self._remove(tool)
                 continue

@@ -126,7 +126,10 @@ def _nft(script: str) -> None:
     5-20), else through the nft command."""
     errors = _run_with_library(script)
     if errors is None:
-        result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+        try:
+            result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise OperationFailed("the nftables backend needs nft (install nftables, or use --firewall iptables)") from None
         errors = result.stderr if result.returncode != 0 else ""
     if errors:
         first = next((line for line in errors.splitlines() if line.strip()), "unknown error")

@@ -12,22 +12,25 @@ import socket
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": socket.IPPROTO_SCTP}
 
 
-def forget_port(protocol: str, port: int) -> int:
-    """Delete the entries whose original destination port is `port`; returns how many."""
+def forget_ports(ports) -> int:
+    """Delete the entries whose original destination is one of these
+    (protocol, port) pairs; returns how many. One socket per family."""
     from . import load_pyroute2
 
     load_pyroute2()
     from pyroute2.conntrack import Conntrack
+    from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
     deleted = 0
     for family in (socket.AF_INET, socket.AF_INET6):
         with Conntrack(nfgen_family=family) as ct:  # a dump shows one family only
-            wanted = NFCTAttrTuple(family=family, proto=PROTOCOLS[protocol], dport=port)
-            for entry in list(ct.dump_entries(tuple_orig=wanted)):
-                try:
-                    ct.delete(entry)
-                    deleted += 1
-                except OSError:
-                    pass  # gone meanwhile
+            for protocol, port in ports:
+                wanted = NFCTAttrTuple(family=family, proto=PROTOCOLS[protocol], dport=port)
+                for entry in list(ct.dump_entries(tuple_orig=wanted)):
+                    try:
+                        ct.delete(entry)
+                        deleted += 1
+                    except (OSError, NetlinkError):
+                        pass  # expired meanwhile
     return deleted

@@ -8,6 +8,7 @@ since a handle left open keeps its namespace alive.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 
@@ -19,6 +20,20 @@ IPRoute, NetlinkError = _import_light()
 
 IFA_F_NODAD = 0x02  # an address usable at once, without duplicate address detection
 RTN_UNICAST, RTN_LOCAL = 1, 2
+
+
+def _guarded(what: str):
+    """For queries with no error of their own to report: a netlink failure
+    becomes OperationFailed saying what was asked."""
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except NetlinkError as e:
+                raise _failed(what, e) from e
+        return guarded
+    return wrap
 
 
 def _failed(what: str, e: NetlinkError) -> Exception:
@@ -55,6 +70,7 @@ class Netlink:
 
     # -- links -------------------------------------------------------------
 
+    @_guarded("cannot look up a link")
     def link_index(self, name: str) -> int | None:
         found = self.ipr.link_lookup(ifname=name)
         return found[0] if found else None
@@ -79,9 +95,11 @@ class Netlink:
             raise _failed(f"cannot create veth pair {name}/{peer}", e) from e
         return self.link_index(name)
 
+    @_guarded("cannot list links")
     def link_names(self) -> set[str]:
         return {link.get("IFLA_IFNAME") for link in self.ipr.get_links()}
 
+    @_guarded("cannot set a link's alias")
     def set_alias(self, index: int, alias: str) -> None:
         # link("add") ignores ifalias, hence a second request
         self.ipr.link("set", index=index, ifalias=alias)
@@ -95,6 +113,7 @@ class Netlink:
         except NetlinkError as e:
             raise _failed("cannot set hairpin mode on a bridge port", e) from e
 
+    @_guarded("cannot bring a link up")
     def set_up(self, index: int) -> None:
         self.ipr.link("set", index=index, state="up")
 
@@ -108,6 +127,7 @@ class Netlink:
             raise _failed(f"cannot delete link {name}", e) from e
         return True
 
+    @_guarded("cannot read a link")
     def link_view(self, name: str) -> dict | None:
         """What the kernel shows of a link, or None if there is none."""
         index = self.link_index(name)
@@ -153,14 +173,7 @@ class Netlink:
                 return  # the namespace has a default route of its own: keep it
             raise _failed(f"cannot add a default route via {gateway}", e) from e
 
-    def default_gateways(self) -> list[str]:
-        found = []
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for r in self.ipr.get_routes(family=family, table=254):
-                if r["dst_len"] == 0 and r.get("RTA_GATEWAY"):
-                    found.append(r.get("RTA_GATEWAY"))
-        return found
-
+    @_guarded("cannot list routes")
     def routes_view(self) -> list[str]:
         """The main table, one route a line as `ip route` words it (roughly)."""
         shown = []
@@ -174,9 +187,11 @@ class Netlink:
                     shown.append(f"{dst}{via} dev {dev}")
         return shown
 
+    @_guarded("cannot list addresses")
     def local_addresses(self) -> set[str]:
         return {a.get("IFA_ADDRESS") for a in self.ipr.get_addr()}
 
+    @_guarded("cannot list routes")
     def route_networks(self) -> list:
         """Destinations of the unicast and local routes in every table (no default routes)."""
         found = []

@@ -67,12 +67,14 @@ def exists(name: str) -> bool:
 
 def _claim(name: str) -> str:
     """Create the empty file a namespace gets bind-mounted on; Conflict if taken."""
-    _prepare_run_dir()
     path = path_of(name)
     try:
+        _prepare_run_dir()
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     except FileExistsError:
         raise Conflict(f"a network namespace named {name} already exists in {NETNS_RUN_DIR}") from None
+    except OSError as e:
+        raise OperationFailed(f"cannot make {path}: {e.strerror}") from e
     return path
 
 
@@ -144,7 +146,8 @@ def entered(path: str) -> Iterator[None]:
         raise NotFound(f"network namespace {path} is gone") from None
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        _check(_libc.setns(target, CLONE_NEWNET), f"setns({path})")
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OperationFailed(f"cannot enter network namespace {path}: {os.strerror(ctypes.get_errno())}")
         try:
             yield
         finally:
@@ -154,19 +157,30 @@ def entered(path: str) -> Iterator[None]:
         os.close(target)
 
 
-def exec_in(path: str, etc_dir: str | None, hostname: str | None, argv: list[str]) -> None:
-    """Replace this process with argv running in the namespace at path, with
-    the files of etc_dir bound over /etc (as `ip netns exec` does) and /sys
-    showing the namespace's own devices. Never returns."""
+def _enter_for_exec(path: str, hostname: str | None) -> None:
     target = os.open(path, os.O_RDONLY)
-    _check(_libc.setns(target, CLONE_NEWNET), f"setns({path})")
-    os.close(target)
+    try:
+        _check(_libc.setns(target, CLONE_NEWNET), f"setns({path})")
+    finally:
+        os.close(target)
     flags = CLONE_NEWNS | (CLONE_NEWUTS if hostname else 0)
     _check(_libc.unshare(flags), "unshare(CLONE_NEWNS)")
     mount(None, "/", None, MS_SLAVE | MS_REC)  # our mounts stay ours
     if hostname:
         name = hostname.encode()
         _check(_libc.sethostname(name, len(name)), "sethostname")
+
+
+def exec_in(path: str, etc_dir: str | None, hostname: str | None, argv: list[str]) -> None:
+    """Replace this process with argv running in the namespace at path, with
+    the files of etc_dir bound over /etc (as `ip netns exec` does) and /sys
+    showing the namespace's own devices. Never returns: raises
+    OperationFailed if the namespace cannot be entered, and the OSError of
+    execvp (FileNotFoundError, PermissionError) if argv cannot be run."""
+    try:
+        _enter_for_exec(path, hostname)
+    except OSError as e:
+        raise OperationFailed(f"cannot enter network namespace {path}: {e.strerror}") from e
     if etc_dir and os.path.isdir(etc_dir):
         for entry in sorted(os.listdir(etc_dir)):
             with contextlib.suppress(OSError):
