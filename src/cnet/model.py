@@ -72,7 +72,7 @@ class Sandbox:
     created: str = ""
 
     def to_dict(self) -> dict:
-        return dict(vars(self))  # flat: no dataclasses.asdict deep copy (10,000 endpoints are saved often)
+        return dict(vars(self))  # flat, so no dataclasses.asdict deep copy: thousands are saved often
 
     @classmethod
     def from_dict(cls, d: dict) -> Sandbox:
@@ -89,7 +89,7 @@ class Endpoint:
     addresses: list[str]  # CIDRs, e.g. ["172.26.0.2/16"]
 
     def to_dict(self) -> dict:
-        return dict(vars(self))  # flat: no dataclasses.asdict deep copy (10,000 endpoints are saved often)
+        return dict(vars(self))  # flat, so no dataclasses.asdict deep copy: thousands are saved often
 
     @classmethod
     def from_dict(cls, d: dict) -> Endpoint:
@@ -107,7 +107,7 @@ class PortMapping:
     count: int = 1  # a range maps host_port..host_port+count-1 to port..port+count-1
 
     def to_dict(self) -> dict:
-        return dict(vars(self))  # flat: no dataclasses.asdict deep copy (10,000 endpoints are saved often)
+        return dict(vars(self))  # flat, so no dataclasses.asdict deep copy: thousands are saved often
 
     @classmethod
     def from_dict(cls, d: dict) -> PortMapping:

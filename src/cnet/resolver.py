@@ -8,7 +8,7 @@ rewriting one file per peer (which would make attaching the 500th sandbox
 cost 500 writes): each network has one hosts file, beside the state file,
 listing localhost and every sandbox on it; a sandbox on one network with no
 extra entries gets a symlink to that file. Only sandboxes on several
-networks, or with --add-host/--hostname entries, get a private file, rebuilt
+networks, or with --add-host entries, get a private file, rebuilt
 when one of their networks changes. Files are rewritten in place, not
 renamed, so processes already running in a sandbox see the change too.
 """
@@ -52,14 +52,17 @@ class _Index:
         return sb.target if sb.mode == "joined" else sb.name
 
     def names(self, owner: str) -> str:
-        """The names one stack answers to: its owner and the sandboxes joined to it."""
-        return " ".join([owner, *self.joiners[owner]])
+        """The names one stack answers to: its owner, the sandboxes joined to
+        it, and their --hostname names."""
+        names = [owner, *self.joiners[owner]]
+        names += [h for n in list(names) if (h := self.state.sandboxes[n].hostname) and h not in names]
+        return " ".join(names)
 
     def lines(self, ep, names: str) -> list[str]:
         return [f"{a.partition('/')[0]}\t{names}\n" for a in ep.addresses]
 
     def shares_network_file(self, sb: Sandbox) -> bool:
-        return not sb.hosts and not sb.hostname and len(self.by_owner[self.owner(sb)]) == 1
+        return not sb.hosts and len(self.by_owner[self.owner(sb)]) == 1
 
 
 class Resolver:
@@ -83,7 +86,7 @@ class Resolver:
         owner = index.owner(sb)
         mine = index.by_owner[owner]
         lines = [LOCALHOST]
-        own_names = " ".join([index.names(owner), *([sb.hostname] if sb.hostname else [])])
+        own_names = index.names(owner)
         for ep in mine:
             lines.extend(index.lines(ep, own_names))
         for host_ip in sb.hosts:

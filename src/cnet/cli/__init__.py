@@ -15,6 +15,7 @@ import traceback
 import click
 
 from .. import __version__
+from ..config import FIREWALLS
 from ..errors import CnetError
 from .attach import attach, detach, exec_
 from .batch import batch
@@ -47,7 +48,7 @@ class Context:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state", metavar="PATH", help="State file (default /var/lib/cnet/state.yaml; env CNET_STATE).")
 @click.option("--config", metavar="PATH", help="Config file (default /etc/cnet/config.yaml; env CNET_CONFIG).")
-@click.option("--firewall", type=click.Choice(["nftables", "iptables"]), envvar="CNET_FIREWALL",
+@click.option("--firewall", type=click.Choice(FIREWALLS), envvar="CNET_FIREWALL",
               help="Firewall backend (env CNET_FIREWALL; default from the config file, else nftables).")
 @click.option("--debug", is_flag=True, help="Show a traceback with errors.")
 @click.version_option(__version__, "--version", prog_name="cnet", message="%(prog)s %(version)s")

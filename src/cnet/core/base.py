@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..config import Config, config_path, load_config, with_overrides
 from ..model import State
+from ..kernel.handles import Kernel
 from ..resolver import Resolver
 from ..state import StateStore, state_path
 
@@ -56,7 +57,7 @@ class Batch:
     state: State
     kernel: Kernel
     firewall_before: object
-    total: Change = None
+    total: Change | None = None  # what the lines that succeeded did, written at the end
 
 
 class CnetBase:
@@ -230,50 +231,6 @@ class CnetBase:
                 c.undo.callback(sysctl.write, key, "1")
         if not saved:
             c.state.host.pop("sysctls")
-
-
-class Kernel:
-    """The kernel handles of one operation, opened on first use (so an
-    operation that fails validation never imports pyroute2) and closed at its
-    end: netlink on the host, and netlink inside each sandbox it touches."""
-
-    def __init__(self) -> None:
-        self._host = None
-        self._inside: dict[str, object] = {}
-
-    @property
-    def netlink(self):
-        if self._host is None:
-            from ..kernel.netlink import Netlink
-
-            self._host = Netlink()
-        return self._host
-
-    def inside(self, netns_path: str):
-        if netns_path not in self._inside:
-            from ..kernel.netlink import Netlink
-
-            self._inside[netns_path] = Netlink(netns_path)
-        return self._inside[netns_path]
-
-    def close_inside(self) -> None:
-        for handle in self._inside.values():
-            handle.close()
-        self._inside.clear()
-
-    def forget(self, netns_path: str) -> None:
-        """Close the handle inside a namespace about to go (an open one keeps it alive)."""
-        handle = self._inside.pop(netns_path, None)
-        if handle is not None:
-            handle.close()
-
-    def __enter__(self) -> Kernel:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in [self._host, *self._inside.values()]:
-            if handle is not None:
-                handle.close()
 
 
 def _forget_connections(ports) -> None:

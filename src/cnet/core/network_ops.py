@@ -36,9 +36,6 @@ class NetworkOps(CnetBase):
             self._sync_firewall(c, before)
             return net
 
-    def list_networks(self) -> list[Network]:
-        return list(self.read_state().networks.values())
-
     def network(self, name: str) -> tuple[Network, State]:
         state = self.read_state()
         if name not in state.networks:
@@ -48,7 +45,7 @@ class NetworkOps(CnetBase):
     def inspect_network(self, name: str) -> dict:
         """The network as recorded, its endpoints, and what the kernel shows of it."""
         from ..drivers import bridge
-        from .base import Kernel
+        from ..kernel.handles import Kernel
 
         net, state = self.network(name)
         with Kernel() as kernel:

@@ -201,7 +201,7 @@ class SandboxOps(CnetBase):
     def inspect_ns(self, name: str) -> dict:
         """The sandbox as recorded, and what the kernel shows inside it."""
         from ..kernel import netns
-        from .base import Kernel
+        from ..kernel.handles import Kernel
 
         state = self.read_state()
         sb = state.sandboxes.get(name)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from .plan import FirewallPlan
 
-BACKENDS = ("nftables", "iptables")
-
-
 def backend(name: str):
     if name == "iptables":
         from .iptables import IptablesBackend
