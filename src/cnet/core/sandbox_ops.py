@@ -19,6 +19,9 @@ from .base import Change, CnetBase
 from .port_ops import add_mappings
 
 
+LOOPBACK_IFINDEX = 1  # the kernel gives lo index 1 in every network namespace
+
+
 class CommandNotRunnable(CnetError):
     """`cnet exec` could not start the command: 127 not found, 126 not executable, as shells say."""
 
@@ -68,7 +71,7 @@ class SandboxOps(CnetBase):
             c.undo.callback(c.kernel.forget, netns.path_of(name))
             if mode == "none":
                 inside = c.kernel.inside(netns.path_of(name))
-                inside.set_up(inside.link_index("lo"))
+                inside.set_up(LOOPBACK_IFINDEX)
             c.state.sandboxes[name] = sb
             c.undo.callback(self.resolver.remove_sandbox, name)
             self.resolver.write_sandbox(c.state, sb, self.config.dns)

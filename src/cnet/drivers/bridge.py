@@ -67,7 +67,7 @@ def endpoint_tag(ep: Endpoint) -> str:
 def attach(net: Network, ep: Endpoint, sandbox_path: str, host: Netlink, inside: Netlink,
            undo: ExitStack, default_route: bool) -> None:
     """Plug the sandbox at sandbox_path into the bridge with a veth pair."""
-    bridge_index = host.link_index(net.name)
+    bridge_index = host.bridge_index(net.name)
     if bridge_index is None:
         raise OperationFailed(f"the bridge of network {net.name} is missing from the kernel")
     fd = os.open(sandbox_path, os.O_RDONLY)

@@ -23,11 +23,17 @@ def forget_ports(ports) -> int:
     from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
     deleted = 0
+    wanted_ports: dict[str, set[int]] = {}
+    for protocol, port in ports:
+        wanted_ports.setdefault(protocol, set()).add(port)
     for family in (socket.AF_INET, socket.AF_INET6):
         with Conntrack(nfgen_family=family) as ct:  # a dump shows one family only
-            for protocol, port in ports:
-                wanted = NFCTAttrTuple(family=family, proto=PROTOCOLS[protocol], dport=port)
-                for entry in list(ct.dump_entries(tuple_orig=wanted)):
+            for protocol, wanted in wanted_ports.items():
+                # one dump per protocol (each costs ~10 ms here), the ports matched here
+                only = NFCTAttrTuple(family=family, proto=PROTOCOLS[protocol])
+                for entry in list(ct.dump_entries(tuple_orig=only)):
+                    if entry.tuple_orig.dport not in wanted:
+                        continue
                     try:
                         ct.delete(entry)
                         deleted += 1

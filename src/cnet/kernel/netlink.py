@@ -51,6 +51,7 @@ class Netlink:
     netns_path (the socket is opened inside it and stays bound to it)."""
 
     def __init__(self, netns_path: str | None = None) -> None:
+        self._bridges: dict[str, int | None] = {}
         if netns_path is None:
             self.ipr = IPRoute()
         else:
@@ -71,9 +72,22 @@ class Netlink:
     # -- links -------------------------------------------------------------
 
     @_guarded("cannot look up a link")
+    def bridge_index(self, name: str) -> int | None:
+        """link_index, remembered for the life of this handle: a batch attaches
+        many sandboxes to the same few bridges."""
+        if name not in self._bridges:
+            self._bridges[name] = self.link_index(name)
+        return self._bridges[name]
+
     def link_index(self, name: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=name)
-        return found[0] if found else None
+        # One RTM_GETLINK by name: link_lookup() would dump every link (slower with each sandbox)
+        try:
+            (link,) = self.ipr.link("get", ifname=name)
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                return None
+            raise
+        return link["index"]
 
     def add_bridge(self, name: str, mtu: int) -> int:
         """Create a bridge (forward delay 0, so ports forward at once), down."""
@@ -119,6 +133,7 @@ class Netlink:
 
     def delete_link(self, name: str) -> bool:
         """Delete a link; False if it was already gone (teardown is repeatable)."""
+        self._bridges.pop(name, None)
         try:
             self.ipr.link("del", ifname=name)
         except NetlinkError as e:
