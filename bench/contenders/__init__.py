@@ -82,6 +82,27 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
 
 
+def cnet_source_hash() -> str | None:
+    """A fingerprint of the cnet package the venv imports (its .py files), so a
+    run can tell when the code changed under it (the package is installed
+    editable, and others may be editing it)."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("cnet")  # finds, does not import
+    if spec is None or not spec.origin:
+        return None
+    root = Path(spec.origin).parent
+    h = hashlib.sha1()
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        try:
+            h.update(p.read_bytes())
+        except OSError:
+            h.update(b"?")
+    return h.hexdigest()[:10]
+
+
 def netavark_binary() -> str | None:
     for p in NETAVARK_CANDIDATES:
         if os.access(p, os.X_OK):

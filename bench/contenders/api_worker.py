@@ -3,7 +3,7 @@
 Reads one JSON request a line on stdin and answers one JSON line on stdout:
 
     {"op": "create", "items": [[name, spec], ...], "network": NET}
-        api.create_ns(name, network=NET, publish=[spec]) for each item
+        api.create_ns(name, network=NET, publish=[spec]) for each item (spec null: none)
     {"op": "delete", "names": [...]}      api.delete_ns(name) for each
     {"op": "publish", "ns": NAME, "specs": [...]}   api.publish(NAME, spec) for each
     {"op": "exit"}
@@ -44,7 +44,7 @@ def main() -> int:
                 network = req["network"]
                 for name, spec in req["items"]:
                     t = clock()
-                    api.create_ns(name, network=network, publish=[spec])
+                    api.create_ns(name, network=network, publish=[spec] if spec else [])
                     times.append(clock() - t)
             elif op == "delete":
                 for name in req["names"]:

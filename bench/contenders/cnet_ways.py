@@ -128,11 +128,16 @@ class CnetBatch(CnetBase):
             raise Failed(f"`cnet batch -` exited {rc}: {err.strip()[:2000]}")
         n = len(lines)
         per = None
+        self.notes = {"output_lines": len(stamps)}
         if expect_output and stamps and len(stamps) % n == 0:
             k = len(stamps) // n
             ends = [stamps[(j + 1) * k - 1] for j in range(n)]
             per = [ends[0] - t0] + [ends[j] - ends[j - 1] for j in range(1, n)]
+            # start-up + the first sandbox, and what the batch does once after its last line
+            self.notes.update(first_line=ends[0] - t0, after_last_line=(t0 + total) - ends[-1])
         return total, per
+
+    notes: dict = {}
 
     def setup_all(self, idx: list[int]):
         return self._batch([f"create ns {sandbox_name(i)} --network {BRIDGE} --publish {spec(i)}"
