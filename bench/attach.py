@@ -52,13 +52,10 @@ import time
 from pathlib import Path
 
 import common
+from common import INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, netns_inode
 
 ROOT = common.BENCH_DIR.parent
-TESTHOST = ROOT / "tools" / "testhost"
-TESTHOST_DIRS = ("/run/netns", "/var/lib/cnet", "/etc/netns", "/etc/cnet")
 
-INSIDE = "CNET_BENCH_INSIDE"             # set for the copy of this script inside the test host
-OUTER_NETNS = "CNET_BENCH_OUTER_NETNS"   # the inode of the machine's own network namespace
 
 NETWORK = "bench0"
 SUBNET = "10.200.0.0/16"
@@ -114,10 +111,6 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
 
 
-def netns_inode() -> int:
-    return os.stat("/proc/self/ns/net").st_ino
-
-
 # -- outside: start the test host ---------------------------------------------
 
 def run_in_testhost(argv: list[str]) -> int:
@@ -129,25 +122,6 @@ def run_in_testhost(argv: list[str]) -> int:
     env[OUTER_NETNS] = str(netns_inode())
     cmd = [str(TESTHOST), "env", f"{INSIDE}=1", sys.executable, str(Path(__file__).resolve()), *argv]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
-
-
-def check_inside() -> None:
-    """Refuse to touch the kernel unless this really is a test host."""
-    outer = os.environ.get(OUTER_NETNS)
-    if not outer or netns_inode() == int(outer):
-        fail(f"{INSIDE} is set but this process is not in a test host; "
-             "run the script without it and it starts one")
-    check_mounts()
-
-
-def check_mounts() -> None:
-    """The test host's tmpfs mounts are still there. Checked again during the
-    run: removing a directory elsewhere detaches what is mounted on it in
-    every mount namespace, so another test host exiting can take them away."""
-    for d in TESTHOST_DIRS:
-        if not os.path.ismount(d):
-            fail(f"{d} is not a mount point (not inside tools/testhost, or its tmpfs was "
-                 "detached, e.g. by another test host removing the directory); stopping")
 
 
 # -- inside: measure -----------------------------------------------------------

@@ -202,3 +202,35 @@ def build_state(sandboxes: int, networks: int = 1, ports: int = 0):
             port=8080,
         ))
     return state
+
+
+# == throw-away test hosts (tools/testhost): shared by the scripts that touch the kernel ==
+
+TESTHOST = Path(__file__).resolve().parent.parent / "tools" / "testhost"
+TESTHOST_DIRS = ("/run/netns", "/var/lib/cnet", "/etc/netns", "/etc/cnet")
+INSIDE = "CNET_BENCH_INSIDE"             # set for the copy of a script running inside the test host
+OUTER_NETNS = "CNET_BENCH_OUTER_NETNS"   # the inode of the machine's own network namespace
+
+
+def netns_inode() -> int:
+    return os.stat("/proc/self/ns/net").st_ino
+
+
+def check_inside() -> None:
+    """Refuse to touch the kernel unless this really is a test host."""
+    outer = os.environ.get(OUTER_NETNS)
+    if not outer or netns_inode() == int(outer):
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {INSIDE} is set but this process is not in a"
+                         " test host; run the script without it and it starts one")
+    check_mounts()
+
+
+def check_mounts() -> None:
+    """The test host's tmpfs mounts are still there. Checked again during a
+    run: removing a directory elsewhere detaches what is mounted on it in
+    every mount namespace, so another test host exiting can take them away."""
+    for d in TESTHOST_DIRS:
+        if not os.path.ismount(d):
+            raise SystemExit(f"{Path(sys.argv[0]).name}: {d} is not a mount point (not inside"
+                             " tools/testhost, or its tmpfs was detached, e.g. by another test host"
+                             " removing the directory); stopping")

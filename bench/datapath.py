@@ -73,13 +73,10 @@ import time
 from pathlib import Path
 
 import common
+from common import INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, netns_inode
 
 ROOT = common.BENCH_DIR.parent
 THIS = str(Path(__file__).resolve())
-TESTHOST = ROOT / "tools" / "testhost"
-TESTHOST_DIRS = ("/run/netns", "/var/lib/cnet", "/etc/netns", "/etc/cnet")
-INSIDE = "CNET_BENCH_INSIDE"
-OUTER_NETNS = "CNET_BENCH_OUTER_NETNS"
 
 BACKENDS = ("nftables", "iptables")
 DEFAULT_RUNS = 3
@@ -132,10 +129,6 @@ def fail(message: str) -> None:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def netns_inode() -> int:
-    return os.stat("/proc/self/ns/net").st_ino
 
 
 def clean_env() -> dict:
@@ -193,21 +186,6 @@ def pingpong_client(address: str, port: int, n: int, warmup: int) -> None:
 
 
 # == inside a test host =======================================================
-
-def check_inside() -> None:
-    outer = os.environ.get(OUTER_NETNS)
-    if not outer or netns_inode() == int(outer):
-        fail(f"{INSIDE} is set but this process is not in a test host; "
-             "run the script without it and it starts one")
-    check_mounts()
-
-
-def check_mounts() -> None:
-    for d in TESTHOST_DIRS:
-        if not os.path.ismount(d):
-            fail(f"{d} is not a mount point (not inside tools/testhost, or its tmpfs was "
-                 "detached, e.g. by another test host removing the directory); stopping")
-
 
 def in_ns(ns: str | None, cmd: list[str]) -> list[str]:
     return cmd if ns is None else ["ip", "netns", "exec", ns, *cmd]

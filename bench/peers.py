@@ -47,13 +47,10 @@ import time
 from pathlib import Path
 
 import common
+from common import INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, netns_inode
 import contenders as C
 
 ROOT = common.BENCH_DIR.parent
-TESTHOST = ROOT / "tools" / "testhost"
-TESTHOST_DIRS = ("/run/netns", "/var/lib/cnet", "/etc/netns", "/etc/cnet")
-INSIDE = "CNET_BENCH_INSIDE"
-OUTER_NETNS = "CNET_BENCH_OUTER_NETNS"
 PACKAGES = ("containernetworking-plugins", "netavark")
 CYCLE_TIMEOUT = 900  # seconds; a cycle that takes longer is killed and reported as failed
 
@@ -106,26 +103,7 @@ def fail(message: str) -> None:
     raise SystemExit(f"bench/peers.py: {message}")
 
 
-def netns_inode() -> int:
-    return os.stat("/proc/self/ns/net").st_ino
-
-
 # == inside a test host ======================================================
-
-def check_inside() -> None:
-    outer = os.environ.get(OUTER_NETNS)
-    if not outer or netns_inode() == int(outer):
-        fail(f"{INSIDE} is set but this process is not in a test host; "
-             "run the script without it and it starts one per cycle")
-    check_mounts()
-
-
-def check_mounts() -> None:
-    for d in TESTHOST_DIRS:
-        if not os.path.ismount(d):
-            fail(f"{d} is not a mount point (not inside tools/testhost, or its tmpfs was "
-                 "detached by another test host removing the directory); stopping")
-
 
 def ends_split(n: int, ends: int | None) -> tuple[list[int], list[int], list[int]]:
     """(timed first, untimed middle, timed last) sandbox indices."""
@@ -610,7 +588,7 @@ def report(args, plan, rows, skipped, failed, pub, vers, wall, budget_note) -> s
     labels = {c.name: c for c in C.CONTENDERS}
     lines = []
     w = lines.append
-    w(f"## cnet and its peers: one sandbox = namespace + bridge attach + IPAM + one published port\n")
+    w("## cnet and its peers: one sandbox = namespace + bridge attach + IPAM + one published port\n")
     w(f"Up to {args.runs} runs{' (--quick)' if args.quick else ''} (column *runs*), each cycle in a fresh test host; "
       f"per sandbox, in ms: median over runs of each run's median (one-process contenders: "
       f"total / N), (min–max over runs; a row of one run shows its figure alone). Growth: median of the last {GROWTH_WINDOW} setups / "
