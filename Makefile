@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
 APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
 
-.PHONY: all system-deps venv test unit demo bench bench-quick clean
+.PHONY: all system-deps venv test unit demo bench bench-deps bench-quick clean
 
 all: test
 
@@ -42,10 +42,13 @@ demo: system-deps venv
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
 BENCHES := startup state_io attach datapath peers
 
-bench: system-deps venv
+bench-deps: venv
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,bench]'
+
+bench: system-deps bench-deps
 	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py; done
 
-bench-quick: system-deps venv
+bench-quick: system-deps bench-deps
 	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py --quick; done
 
 clean:
