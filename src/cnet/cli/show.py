@@ -14,33 +14,28 @@ LISTS = ("networks", "ns", "endpoints", "ports")
 @click.pass_obj
 def ls(obj, what, json_out, quiet):
     """List networks (default), sandboxes, endpoints or published ports."""
-    state = obj.api.read_state()
     if what == "networks":
-        counts = {}
-        for e in state.endpoints:
-            counts[e.network] = counts.get(e.network, 0) + 1
-        items = [network_view(n, counts.get(n.name, 0)) for n in state.networks.values()]
+        items = [network_view(n, count) for n, count in obj.api.network_listing()]
         names = [n["name"] for n in items]
         rows = [[n["name"], n["driver"], ",".join(s["subnet"] for s in n["subnets"]),
                  ",".join(s["gateway"] for s in n["subnets"]), str(n["mtu"]), _flags(n),
                  str(n["endpoints"])] for n in items]
         headers = ["NAME", "DRIVER", "SUBNETS", "GATEWAYS", "MTU", "FLAGS", "ENDPOINTS"]
     elif what == "ns":
-        items = [s.to_dict() for s in state.sandboxes.values()]
-        names = [s["name"] for s in items]
-        networks = {}
-        for e in state.endpoints:
-            networks.setdefault(e.sandbox, []).append(e.network)
-        rows = [[s["name"], s["mode"], s["target"] or "-",
-                 ",".join(networks.get(state.owner(s["name"]), [])) or "-"] for s in items]
+        listing = obj.api.sandbox_listing()
+        items = [s.to_dict() for s, _ in listing]
+        names = [s.name for s, _ in listing]
+        rows = [[s.name, s.mode, s.target or "-", ",".join(nets) or "-"] for s, nets in listing]
         headers = ["NAME", "MODE", "TARGET", "NETWORKS"]
     elif what == "endpoints":
+        state = obj.api.read_state()
         items = [e.to_dict() for e in state.endpoints]
         names = [f"{e['sandbox']}:{e['network']}" for e in items]
         rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"]]
                 for e in items]
         headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK"]
     else:
+        state = obj.api.read_state()
         items = [p.to_dict() for p in state.ports]
         names = [p["sandbox"] for p in items]
         rows = [[p.sandbox, p.network, " ".join(mapping_lines(p) if p.count <= 3 else [
@@ -67,12 +62,7 @@ def _flags(n: dict) -> str:
 @click.pass_obj
 def inspect(obj, name, kind, json_out):
     """Show a network or a sandbox as recorded and as the kernel has it."""
-    state = obj.api.read_state()
-    if kind is None:
-        kinds = [k for k, table in (("network", state.networks), ("ns", state.sandboxes)) if name in table]
-        if len(kinds) > 1:
-            raise click.UsageError(f"{name} is both a network and a sandbox; say which with --type")
-        kind = kinds[0] if kinds else "network"
+    kind = kind or obj.api.kind_of(name)
     if kind == "ns":
         _inspect_ns(obj, name, json_out)
         return

@@ -2,8 +2,9 @@
 
 from .network_ops import NetworkOps
 from .port_ops import PortOps
+from .read_ops import ReadOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps, PortOps):
+class Cnet(NetworkOps, SandboxOps, PortOps, ReadOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""
