@@ -52,7 +52,8 @@ import time
 from pathlib import Path
 
 import common
-from common import INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, netns_inode
+from common import (INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, clean_env, find_cnet,
+                    netns_inode)
 
 ROOT = common.BENCH_DIR.parent
 
@@ -94,21 +95,6 @@ BREAKDOWN = [
 
 def fail(message: str) -> None:
     raise SystemExit(f"bench/attach.py: {message}")
-
-
-def find_cnet() -> str:
-    """The venv's console script, next to the python running this file."""
-    script = Path(sys.executable).parent / "cnet"
-    if not script.exists():
-        fail(f"no cnet console script next to {sys.executable}; "
-             "run with the venv's python (.venv/bin/python bench/attach.py)")
-    return str(script)
-
-
-def clean_env() -> dict:
-    """This environment without CNET_* variables, so cnet uses its default
-    paths, which inside the test host are its tmpfs directories."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
 
 
 # -- outside: start the test host ---------------------------------------------

@@ -234,3 +234,19 @@ def check_mounts() -> None:
             raise SystemExit(f"{Path(sys.argv[0]).name}: {d} is not a mount point (not inside"
                              " tools/testhost, or its tmpfs was detached, e.g. by another test host"
                              " removing the directory); stopping")
+
+
+def find_cnet() -> str:
+    """The venv's console script, next to the python running the benchmark."""
+    script = Path(sys.executable).parent / "cnet"
+    if not script.exists():
+        name = Path(sys.argv[0]).name
+        raise SystemExit(f"{name}: no cnet console script next to {sys.executable}; "
+                         f"run with the venv's python (.venv/bin/python bench/{name})")
+    return str(script)
+
+
+def clean_env() -> dict:
+    """This environment without CNET_* variables, so cnet uses its default
+    paths (inside a test host, its tmpfs directories) or the arguments' ones."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}

@@ -73,7 +73,8 @@ import time
 from pathlib import Path
 
 import common
-from common import INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, netns_inode
+from common import (INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, clean_env, find_cnet,
+                    netns_inode)
 
 ROOT = common.BENCH_DIR.parent
 THIS = str(Path(__file__).resolve())
@@ -129,20 +130,6 @@ def fail(message: str) -> None:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def clean_env() -> dict:
-    """This environment without CNET_* variables: inside the test host cnet
-    uses its default paths, which are the test host's tmpfs directories."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
-
-
-def find_cnet() -> str:
-    script = Path(sys.executable).parent / "cnet"
-    if not script.exists():
-        fail(f"no cnet console script next to {sys.executable}; "
-             "run with the venv's python (.venv/bin/python bench/datapath.py)")
-    return str(script)
 
 
 # == the ping-pong, run as `python datapath.py _pingpong-serve|_pingpong ...` ==

@@ -21,9 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import common
+from common import clean_env, find_cnet
 
 SANDBOXES = 1_000
 QUICK_SANDBOXES = 100
@@ -45,21 +45,6 @@ import sys
 import cnet.cli
 print("@@bench", "pyroute2" in sys.modules, "yaml" in sys.modules, len(sys.modules), 0)
 """
-
-
-def find_cnet() -> str:
-    """The venv's console script, next to the python running this file."""
-    here = Path(sys.executable).parent
-    script = here / "cnet"
-    if not script.exists():
-        sys.exit(f"bench/startup.py: no cnet console script next to {sys.executable}; "
-                 "run with the venv's python (.venv/bin/python bench/startup.py)")
-    return str(script)
-
-
-def clean_env() -> dict:
-    """This environment without CNET_* variables, so only the arguments choose the files."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
 
 
 def run_once(cmd: list[str], cwd: str, env: dict) -> float:
