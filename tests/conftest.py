@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from testhost import MOUNTPOINTS, TESTHOST, TestHost
+from testhost import LOCK, MOUNTPOINTS, TestHost
 
 MADE = "/tmp/.cnet-testhost-made"  # as in tools/testhost
 
@@ -93,7 +93,7 @@ def kernel_session():
     before = _machine_snapshot()
     # The protocol of tools/testhost: a shared lock while test hosts may run,
     # and the mount points removed only by whoever finishes last.
-    lock = os.open(TESTHOST, os.O_RDONLY)
+    lock = os.open(LOCK, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     fcntl.flock(lock, fcntl.LOCK_SH)
     for d in MOUNTPOINTS:
         if not os.path.isdir(d):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTHOST = ROOT / "tools" / "testhost"
+LOCK = "/tmp/.cnet-testhost.lock"  # as in tools/testhost: one for the machine
 MOUNTPOINTS = ("/run/netns", "/var/lib/cnet", "/etc/netns", "/etc/cnet")
 CNET = [sys.executable, "-m", "cnet"]
 
