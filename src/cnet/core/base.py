@@ -190,7 +190,10 @@ class CnetBase:
             # undo: back to `before`, made by the backend that made it
             undo_backend = previous or name
             c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, after, before)
-            changed = {(d.protocol, d.host_port) for d in before.dnat ^ after.dnat}
+            # UDP only, as Docker: a UDP flow tracked before the change would keep
+            # its old translation for as long as packets come, while TCP and SCTP
+            # connections end and new ones are translated anew.
+            changed = {(d.protocol, d.host_port) for d in before.dnat ^ after.dnat if d.protocol == "udp"}
             if changed:
                 c.after.append(lambda: _forget_connections(changed))
         self._sync_forwarding(c)

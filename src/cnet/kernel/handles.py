@@ -5,7 +5,7 @@ from __future__ import annotations
 
 class Kernel:
     """The kernel handles of one operation, opened on first use (so an
-    operation that fails validation never imports pyroute2) and closed at its
+    operation that fails validation never loads netlink code) and closed at its
     end: netlink on the host, and netlink inside each sandbox it touches."""
 
     def __init__(self) -> None:
