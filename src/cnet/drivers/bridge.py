@@ -17,7 +17,7 @@ from ..kernel import sysctl
 from ..errors import OperationFailed
 from ..model import Endpoint, Network
 
-if TYPE_CHECKING:  # importing netlink imports pyroute2 (~0.2 s): only where a handle is opened
+if TYPE_CHECKING:  # netlink is imported only where a handle is opened
     from ..kernel.netlink import Netlink
 
 
@@ -34,6 +34,12 @@ def create(net: Network, nl: Netlink, undo: ExitStack) -> None:
     disable_ipv6 = ("net", "ipv6", "conf", net.name, "disable_ipv6")
     if has_ipv6 or sysctl.exists(disable_ipv6):
         sysctl.write(disable_ipv6, "0" if has_ipv6 else "1")
+    if has_ipv6:
+        # No duplicate address detection on the bridge's link-local address:
+        # while it is tentative (1-2 s after the bridge comes up) the host
+        # sends no neighbour solicitation for traffic it forwards, so the
+        # first connections to a published IPv6 port would go unanswered.
+        sysctl.write(("net", "ipv6", "conf", net.name, "accept_dad"), "0")
     nl.set_alias(index, owner_tag(net.name))
     for s in net.subnets:
         nl.add_address(index, s.gateway_cidr)
