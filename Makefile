@@ -42,8 +42,10 @@ demo: system-deps venv
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
 BENCHES := startup state_io attach datapath peers
 
+# compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
 bench-deps: venv
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m compileall -q src
 
 bench: system-deps bench-deps
 	set -e; for b in $(BENCHES); do $(BIN)/python bench/$$b.py; done

@@ -28,7 +28,8 @@ stay flat, doing no work in proportion to the existing endpoints beyond
 rewriting the state file (the save(load()) row shows how much that is).
 
 Once, in fresh interpreters: `python -c pass` (the floor) and the time of
-`import pyroute2` inside `python -c`, which dominates a whole-process attach.
+importing what a whole-process attach imports before its work (cnet's CLI,
+core and netlink modules) inside `python -c`.
 
 At each N the in-process attach is also run under cProfile (untimed); the
 functions whose time per attach grows most from the first N to the last are
@@ -65,7 +66,8 @@ QUICK_SIZES = (1, 50)
 GROWTH_TO_PROFILE = 1.3
 PROFILE_TOP = 12
 
-PYROUTE2_IMPORT = "import time; t=time.perf_counter(); import pyroute2; print(time.perf_counter()-t)"
+CNET_IMPORT = ("import time; t=time.perf_counter(); import cnet.cli, cnet.core, cnet.kernel.netlink; "
+               "print(time.perf_counter()-t)")
 
 # (row label, key in the samples) in the order of the table
 FIGURES = [
@@ -120,21 +122,21 @@ def run_checked(cmd: list[str], env: dict) -> str:
 
 
 def one_off(runs: int, env: dict) -> list[dict]:
-    """Fresh interpreters, measured once per run: the floor and the pyroute2 import."""
+    """Fresh interpreters, measured once per run: the floor and cnet's imports."""
     py = sys.executable
     floor, imports = [], []
     for i in range(runs + 1):  # the first is an untimed warm-up
         t0 = time.perf_counter()
         run_checked([py, "-c", "pass"], env)
         elapsed = time.perf_counter() - t0
-        reported = float(run_checked([py, "-c", PYROUTE2_IMPORT], env).strip())
+        reported = float(run_checked([py, "-c", CNET_IMPORT], env).strip())
         if i:
             floor.append(elapsed)
             imports.append(reported)
     return [
         {"name": "python -c pass", "what": "whole process, timed from subprocess.run to exit",
          "sandboxes": None, **common.summary(floor)},
-        {"name": "import pyroute2", "what": "timed inside `python -c` with time.perf_counter",
+        {"name": "import cnet.cli, cnet.core, cnet.kernel.netlink", "what": "timed inside `python -c` with time.perf_counter",
          "sandboxes": None, **common.summary(imports)},
     ]
 

@@ -7,7 +7,7 @@ interleaved (run 1 of every command, then run 2, ...) so a slow patch of the
 machine spreads over all rows instead of landing on one.
 
 A second, untimed probe per command runs `cnet.cli.main([...])` inside
-`python -c` and reports whether pyroute2 (netlink) and yaml were imported:
+`python -c` and reports whether cnet's netlink code and yaml were imported:
 commands that only read the state file should need neither.
 
     .venv/bin/python bench/startup.py [--quick] [--runs N]
@@ -37,13 +37,13 @@ try:
 except SystemExit as e:
     code = e.code
 sys.stdout.flush()
-print("\\n@@bench", "pyroute2" in sys.modules, "yaml" in sys.modules, len(sys.modules), code)
+print("\\n@@bench", "cnet.kernel.nlsock" in sys.modules, "yaml" in sys.modules, len(sys.modules), code)
 """
 
 IMPORT_PROBE = """\
 import sys
 import cnet.cli
-print("@@bench", "pyroute2" in sys.modules, "yaml" in sys.modules, len(sys.modules), 0)
+print("@@bench", "cnet.kernel.nlsock" in sys.modules, "yaml" in sys.modules, len(sys.modules), 0)
 """
 
 
@@ -72,10 +72,10 @@ def probe(code: str, cwd: str, env: dict) -> dict:
     out = check([sys.executable, "-c", code], cwd, env)
     for line in reversed(out.splitlines()):
         if line.startswith("@@bench "):
-            _, pyroute2, yaml, modules, exit_code = line.split()
+            _, netlink, yaml, modules, exit_code = line.split()
             if exit_code not in ("0", "None"):
                 raise SystemExit(f"bench/startup.py: probe exited {exit_code}:\n{out}")
-            return {"pyroute2": pyroute2 == "True", "yaml": yaml == "True", "modules": int(modules)}
+            return {"netlink": netlink == "True", "yaml": yaml == "True", "modules": int(modules)}
     raise SystemExit(f"bench/startup.py: probe printed no result:\n{out}")
 
 
@@ -140,13 +140,13 @@ def main(argv: list[str] | None = None) -> None:
             common.ms(r["min"]),
             common.ms(r["max"]),
             "-" if r is results[0] else f"+{common.ms(r['median'] - floor)}",
-            "-" if imp is None else ("yes" if imp["pyroute2"] else "no"),
+            "-" if imp is None else ("yes" if imp["netlink"] else "no"),
             "-" if imp is None else ("yes" if imp["yaml"] else "no"),
         ])
     print(f"### cnet start-up ({args.runs} runs; S = state file with {sandboxes:,} sandboxes, "
           f"{sandboxes:,} endpoints on 1 network, {common.human_size(size)})\n")
     print(common.markdown_table(
-        ["command", "median ms", "min ms", "max ms", "over floor ms", "pyroute2 imported", "yaml imported"],
+        ["command", "median ms", "min ms", "max ms", "over floor ms", "netlink imported", "yaml imported"],
         rows, align=["l", "r", "r", "r", "r", "l", "l"]))
     path = common.write_results("startup", args, {
         "sandboxes": sandboxes,
