@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
-import secrets
 from datetime import datetime, timezone
 
 from ..errors import Conflict, InvalidInput, NotFound
@@ -74,8 +74,8 @@ def host_ifname(state: State, owner: str, network: str, taken) -> str:
 
 
 def random_mac() -> str:
-    first = (secrets.randbits(8) & 0xFC) | 0x02  # locally administered, unicast
-    return ":".join(f"{b:02x}" for b in [first, *secrets.token_bytes(5)])
+    first, *rest = os.urandom(6)  # os, not secrets: the same source, without importing random
+    return ":".join(f"{b:02x}" for b in [(first & 0xFC) | 0x02, *rest])  # locally administered, unicast
 
 
 def check_mac(mac: str) -> str:
