@@ -43,8 +43,11 @@ demo: system-deps venv
 BENCHES := startup state_io attach datapath peers
 
 # compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
-bench-deps: venv
+$(VENV)/.bench-deps: pyproject.toml | venv
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@touch $@
+
+bench-deps: $(VENV)/.bench-deps
 	$(BIN)/python -m compileall -q src
 
 bench: system-deps bench-deps

@@ -28,7 +28,7 @@ All addresses are in 198.18.0.0/15, the range RFC 2544 sets aside for
 benchmarks, and exist only inside the test host.
 
 Per path and run: `iperf3 -s -1` (one test, then exit) where the server
-lives, `iperf3 -c ADDR -p 5201 -t T -J` where the client lives (T = 3 s, 2 s
+lives, `iperf3 -c ADDR -p 5201 -t T -J` where the client lives (T = 3 s, 1 s
 with --quick), throughput = the receiver's bits per second; then a ping-pong
 server (this file, `_pingpong-serve`) on port 5202 and a client doing N
 round trips of 1 byte over one TCP connection (TCP_NODELAY; 200 untimed round
@@ -81,7 +81,7 @@ THIS = str(Path(__file__).resolve())
 
 BACKENDS = ("nftables", "iptables")
 DEFAULT_RUNS = 3
-SECONDS, QUICK_SECONDS = 3, 2      # iperf3 -t of a timed run
+SECONDS, QUICK_SECONDS = 3, 1      # iperf3 -t of a timed run
 WARMUP_SECONDS = 1                 # the untimed run that also looks for a proxy
 ROUND_TRIPS, QUICK_ROUND_TRIPS = 2000, 1000   # per run
 PINGPONG_WARMUP = 200
@@ -633,20 +633,22 @@ def inner(args) -> int:
 
 # == outside: install, test hosts, figures ====================================
 
-def ensure_iperf3() -> None:
+def ensure_iperf3() -> str | None:
+    """Install iperf3 if missing; None when it is there, else why not."""
     if shutil.which("iperf3"):
-        return
+        return None
     if shutil.which("apt-get") is None:
-        fail("iperf3 is not installed and there is no apt-get to install it")
+        return "iperf3 is not installed and there is no apt-get to install it"
     log("installing iperf3 with apt-get ...")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "iperf3"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             lines = (proc.stderr or proc.stdout).strip().splitlines()
-            fail(f"{' '.join(cmd)} failed: {lines[-1] if lines else proc.returncode}")
+            return f"{' '.join(cmd)} failed: {lines[-1] if lines else proc.returncode}"
     if not shutil.which("iperf3"):
-        fail("apt-get installed iperf3 but there is no iperf3 on PATH")
+        return "apt-get installed iperf3 but there is no iperf3 on PATH"
+    return None
 
 
 def machine_snapshot() -> dict:
@@ -849,7 +851,13 @@ def outside(args) -> int:
     if os.geteuid() != 0:
         fail("needs root: it measures inside throw-away test hosts (tools/testhost, unshare --net --mount)")
     find_cnet()
-    ensure_iperf3()
+    why_not = ensure_iperf3()
+    if why_not and args.quick:
+        # a smoke run (CI) should not fail on a package mirror; it says what it skipped
+        log(f"bench/datapath.py: SKIPPED, no data path figures: {why_not}")
+        return 0
+    if why_not:
+        fail(why_not)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as Ctrl-C: stop the test host first
     started = time.perf_counter()
     load_before = os.getloadavg()
