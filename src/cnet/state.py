@@ -85,6 +85,7 @@ def _object_encoder():
 
 
 _dumps = _object_encoder()
+_dumps_str = json.encoder.encode_basestring  # a key: a JSON string, non-ASCII as is
 # Characters JSON leaves bare but YAML forbids in a file or reads as line breaks
 # (NEL, LS, PS): written as \uXXXX escapes, which both read back the same.
 _NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
@@ -98,7 +99,7 @@ def encode(state: State) -> str:
     sandboxes = {k: vars(v) for k, v in state.sandboxes.items()}
     parts = [f'{{\n "version": {VERSION}']
     for key, doc in (("networks", networks), ("sandboxes", sandboxes)):
-        lines = ",\n".join(f"  {_dumps(k)}: {_dumps(v)}" for k, v in doc.items())
+        lines = ",\n".join(f"  {_dumps_str(k)}: {_dumps(v)}" for k, v in doc.items())
         parts.append(f' "{key}": {{\n{lines}\n }}' if lines else f' "{key}": {{}}')
     for key, items in (("endpoints", state.endpoints), ("ports", state.ports)):
         lines = ",\n".join(f"  {_dumps(vars(v))}" for v in items)
