@@ -116,7 +116,11 @@ class PortMapping:
 
 @dataclass
 class State:
-    """Everything cnet owns. The kernel is made to match it."""
+    """Everything cnet owns. The kernel is made to match it.
+
+    Operations replace sandboxes, endpoints and port mappings (new objects)
+    and never change them in place: snapshot()/restore() and the firewall's
+    dnat_changes (which compares the lists by identity) rely on it."""
 
     networks: dict[str, Network] = field(default_factory=dict)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)

@@ -41,28 +41,40 @@ class _Index:
         self.by_owner: dict[str, list] = defaultdict(list)
         self.by_network: dict[str, list] = defaultdict(list)
         self.joiners: dict[str, list[str]] = defaultdict(list)
+        self.aliases: dict[str, str] = {}  # owner -> its names, where that is more than the owner's own
         for ep in state.endpoints:
             self.by_owner[ep.sandbox].append(ep)
             self.by_network[ep.network].append(ep)
         for sb in state.sandboxes.values():
             if sb.mode == "joined":
                 self.joiners[sb.target].append(sb.name)
+            if sb.mode == "joined" or sb.hostname:
+                self.aliases[self.owner(sb)] = ""  # filled in below, once the joiners are known
+        for owner in self.aliases:
+            names = [owner, *self.joiners.get(owner, ())]
+            names += [h for n in list(names) if (h := state.sandboxes[n].hostname) and h not in names]
+            self.aliases[owner] = " ".join(names)
+        # The sandboxes with a private hosts file, by the networks that file lists.
+        self.private_on: dict[str, set[str]] = defaultdict(set)
+        for sb in state.sandboxes.values():
+            if sb.mode != "host" and not self.shares_network_file(sb):
+                for ep in self.by_owner.get(self.owner(sb), ()):
+                    self.private_on[ep.network].add(sb.name)
 
-    def owner(self, sb: Sandbox) -> str:
+    @staticmethod
+    def owner(sb: Sandbox) -> str:
         return sb.target if sb.mode == "joined" else sb.name
 
     def names(self, owner: str) -> str:
         """The names one stack answers to: its owner, the sandboxes joined to
         it, and their --hostname names."""
-        names = [owner, *self.joiners[owner]]
-        names += [h for n in list(names) if (h := self.state.sandboxes[n].hostname) and h not in names]
-        return " ".join(names)
+        return self.aliases.get(owner, owner)
 
     def lines(self, ep, names: str) -> list[str]:
         return [f"{a.partition('/')[0]}\t{names}\n" for a in ep.addresses]
 
     def shares_network_file(self, sb: Sandbox) -> bool:
-        return not sb.hosts and len(self.by_owner[self.owner(sb)]) == 1
+        return not sb.hosts and len(self.by_owner.get(self.owner(sb), ())) == 1
 
 
 class Resolver:
@@ -117,8 +129,9 @@ class Resolver:
 
     # -- writing --------------------------------------------------------
 
-    def write_sandbox(self, state: State, sb: Sandbox, default_dns=()) -> None:
-        """resolv.conf and hosts of a new sandbox (the host mode has none)."""
+    def write_sandbox(self, sb: Sandbox, default_dns=()) -> None:
+        """resolv.conf of a new sandbox (the host mode has none). Its hosts
+        file follows once the state is saved (networks_changed)."""
         if sb.mode == "host":
             return
         os.makedirs(etc_dir(sb.name), mode=0o755, exist_ok=True)
@@ -129,7 +142,6 @@ class Resolver:
             host_resolv = ""
         _write_in_place(os.path.join(etc_dir(sb.name), "resolv.conf"),
                         self.resolv_conf(sb, default_dns, host_resolv))
-        self.update_hosts(state, sb)
 
     def update_hosts(self, state: State, sb: Sandbox, index: _Index | None = None) -> None:
         index = index or _Index(state)
@@ -163,12 +175,9 @@ class Resolver:
         todo = set()
         for name in sandboxes:
             if name in state.sandboxes:
-                todo.update([name, *index.joiners[name]])
+                todo.update([name, *index.joiners.get(name, ())])
         for net in networks:
-            for ep in index.by_network[net]:
-                for name in (ep.sandbox, *index.joiners[ep.sandbox]):
-                    if not index.shares_network_file(state.sandboxes[name]):
-                        todo.add(name)
+            todo |= index.private_on.get(net, set())
         for name in todo:
             if state.sandboxes[name].mode != "host":
                 self.update_hosts(state, state.sandboxes[name], index)

@@ -12,12 +12,13 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from cnet.core import ports
 from cnet.firewall import hostpolicy, iptables, nftables
-from cnet.firewall.plan import Dnat, FirewallPlan, Structure, plan
+from cnet.firewall.plan import Dnat, FirewallPlan, Structure, dnat_changes, inputs, plan
 from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
 from cnet.portspec import parse
 
@@ -364,6 +365,67 @@ def test_render_delta_is_one_line_with_500_ports():
     assert delta == "delete element inet cnet dnat4any { tcp . 10006 }\n"
     assert delta.count("\n") == 1
     assert len(nftables.render_full(plan(added))) > 500 * len("tcp . 10000 : 10.100.0.2 . 80, ")
+
+
+# --- dnat_changes: the published ports an operation changed, without a whole plan ---
+
+def _changes(mutate):
+    """dnat_changes over an operation on the golden state, and what the two whole plans say."""
+    state = golden_state()
+    before = inputs(state)
+    mutate(state)
+    after = inputs(state)
+    old, new = before.plan(), after.plan()
+    return dnat_changes(before, after), (old.dnat - new.dnat, new.dnat - old.dnat)
+
+
+def _replace_endpoint(state, index, addresses):
+    state.endpoints[index] = replace(state.endpoints[index], addresses=addresses)
+
+
+def _hand_over(state):
+    state.endpoints = [replace(e, sandbox="heir") if e.sandbox == "web" else e for e in state.endpoints]
+    state.ports = [replace(p, sandbox="heir") if p.sandbox == "web" else p for p in state.ports]
+
+
+CHANGES = {
+    "nothing": lambda s: None,
+    "publish": lambda s: s.ports.append(PortMapping("db", "dual0", "udp", "0.0.0.0", 53, 53)),
+    "publish a range": lambda s: s.ports.append(PortMapping("web", "dual0", "tcp", "::", 7000, 70, count=4)),
+    "unpublish": lambda s: s.ports.pop(1),
+    "same mapping, new object": lambda s: s.ports.__setitem__(0, replace(s.ports[0])),
+    "new target": lambda s: s.ports.__setitem__(0, PortMapping("db", "dual0", "tcp", "0.0.0.0", 8080, 80)),
+    "endpoint gone, mappings too": lambda s: (s.endpoints.pop(2), s.ports.pop(3)),
+    "endpoint gone, mapping left": lambda s: s.endpoints.pop(2),
+    "endpoint readdressed": lambda s: _replace_endpoint(s, 0, ["10.89.0.9/24", "fd00:89::9/64"]),
+    "endpoint replaced as it was": lambda s: _replace_endpoint(s, 0, list(s.endpoints[0].addresses)),
+    "owner handed over": _hand_over,
+    "everything gone": lambda s: (s.endpoints.clear(), s.ports.clear()),
+}
+
+
+@pytest.mark.parametrize("mutate", CHANGES.values(), ids=CHANGES.keys())
+def test_dnat_changes_agree_with_the_whole_plans(mutate):
+    found, expected = _changes(mutate)
+    assert found == expected
+
+
+def test_dnat_changes_of_one_publish_among_many_is_that_element():
+    state = scaled_state(3, 50, 1000)
+    before = inputs(state)
+    ep = state.endpoints[7]
+    state.ports.append(PortMapping(ep.sandbox, ep.network, "tcp", "0.0.0.0", 40000, 80))
+    gone, added = dnat_changes(before, inputs(state))
+    assert gone == frozenset()
+    assert added == {Dnat(4, "tcp", 40000, None, ep.addresses[0].split("/")[0], 80)}
+
+
+def test_inputs_are_not_changed_by_later_changes_of_the_state():
+    state = golden_state()
+    before = inputs(state)
+    state.ports.clear()
+    state.endpoints.clear()
+    assert before.plan() == GOLDEN_PLAN
 
 
 # --- iptables ---------------------------------------------------------------

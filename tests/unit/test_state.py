@@ -429,3 +429,21 @@ def test_state_path_empty_environment_means_the_default(monkeypatch):
 
 def test_lock_file_is_a_sibling(path):
     assert StateStore(path).lock_path == path + ".lock"
+
+
+@pytest.mark.parametrize("value", [
+    {"a": 1, "b": None, "c": True, "d": [1.5, "x"], "e": {"f": []}},
+    {"name": "é\u2028\"\\\n\t", "n": -3},
+    ["plain", {"nested": {"deep": ["é"]}}],
+])
+def test_the_object_encoder_writes_what_json_dumps_writes(value):
+    from cnet.state import _dumps
+
+    assert _dumps(value) == json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def test_an_object_that_is_not_json_is_a_type_error():
+    from cnet.state import _dumps
+
+    with pytest.raises(TypeError):
+        _dumps({"a": object()})

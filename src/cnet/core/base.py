@@ -116,7 +116,7 @@ class CnetBase:
         """Run the operations called inside as one batch (see Batch)."""
         with self.store.locked(), Kernel() as kernel:
             state = self.store.load()
-            b = self._batch = Batch(state, kernel, self._firewall_plan(state))
+            b = self._batch = Batch(state, kernel, self._firewall_inputs(state))
             b.total = Change(state, ExitStack(), kernel, changed=False)
             try:
                 yield
@@ -156,47 +156,61 @@ class CnetBase:
     # -- the firewall and the sysctls that go with it ----------------------
 
     @staticmethod
-    def _firewall_plan(state: State):
-        from ..firewall.plan import plan
+    def _firewall_inputs(state: State):
+        from ..firewall.plan import inputs
 
-        return plan(state)
+        return inputs(state)
 
     def _firewall_before(self, c: Change, needed: bool = True):
-        """The firewall plan before an operation changes the state, for
+        """What the firewall follows before an operation changes the state, for
         _sync_firewall; None when there is nothing to sync: the operation
         touches no network or port, or it is a line of a batch (which syncs
         once, at its end)."""
         if c.in_batch or not needed:
             return None
-        return self._firewall_plan(c.state)
+        return self._firewall_inputs(c.state)
 
     def _sync_firewall(self, c: Change, before) -> None:
         """Make the firewall and forwarding match the changed state; undo on
         rollback. `before` comes from _firewall_before (None: nothing to do)."""
         from .. import firewall
+        from ..firewall.plan import dnat_changes
 
         if before is None:
             return
 
-        after = self._firewall_plan(c.state)
+        after = self._firewall_inputs(c.state)
         name, previous = self.config.firewall, c.state.host.get("firewall")
         if after.empty:
             c.state.host.pop("firewall", None)
         else:
             c.state.host["firewall"] = name
-        unchanged = after == before and (before.empty or previous == name)
-        if not unchanged:
-            self.warnings += firewall.sync(name, previous, before if previous else None, after)
-            # undo: back to `before`, made by the backend that made it
-            undo_backend = previous or name
-            c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, after, before)
-            # UDP only, as Docker: a UDP flow tracked before the change would keep
-            # its old translation for as long as packets come, while TCP and SCTP
-            # connections end and new ones are translated anew.
-            changed = {(d.protocol, d.host_port) for d in before.dnat ^ after.dnat if d.protocol == "udp"}
-            if changed:
-                c.after.append(lambda: _forget_connections(changed))
+        if previous == name and after.structure == before.structure and not after.empty:
+            # Only published ports can differ: the common case, in time proportional to the change.
+            gone, added = dnat_changes(before, after)
+            if gone or added:
+                firewall.update(name, gone, added, after.plan)
+                c.undo.callback(firewall.update, name, added, gone, before.plan)
+                self._forget_later(c, gone | added)
+        else:
+            old, new = before.plan(), after.plan()
+            if not (new == old and old.empty):
+                self.warnings += firewall.sync(name, previous, old if previous else None, new)
+                # undo: back to `old`, made by the backend that made it
+                undo_backend = previous or name
+                c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, new, old)
+                self._forget_later(c, old.dnat ^ new.dnat)
         self._sync_forwarding(c)
+
+    @staticmethod
+    def _forget_later(c: Change, entries) -> None:
+        """Once saved, forget the connections tracked for these host ports:
+        UDP only, as Docker does. A UDP flow tracked before the change would
+        keep its old translation for as long as packets come, while TCP and
+        SCTP connections end and new ones are translated anew."""
+        changed = {(d.protocol, d.host_port) for d in entries if d.protocol == "udp"}
+        if changed:
+            c.after.append(lambda: _forget_connections(changed))
 
     @staticmethod
     def _sync_forwarding(c: Change) -> None:

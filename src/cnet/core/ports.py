@@ -60,8 +60,10 @@ def _overlap(a: PortMapping, b: PortMapping) -> bool:
 
 def check_conflicts(state: State, new: list[PortMapping]) -> None:
     for m in new:
+        first, end = m.host_port, m.host_port + m.count
         for p in state.ports:
-            if _overlap(m, p):
+            # the port ranges first: most mappings fail that, and it is the cheap test
+            if p.host_port < end and first < p.host_port + p.count and _overlap(m, p):
                 raise Conflict(f"host port {m.host_port}/{m.protocol} on {m.host_ip} is already"
                                f" published for sandbox {p.sandbox}"
                                f" ({format_mapping(p.host_ip, p.host_port, p.port, p.protocol)})")

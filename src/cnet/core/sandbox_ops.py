@@ -74,7 +74,7 @@ class SandboxOps(CnetBase):
                 inside.set_up(LOOPBACK_IFINDEX)
             c.state.sandboxes[name] = sb
             c.undo.callback(self.resolver.remove_sandbox, name)
-            self.resolver.write_sandbox(c.state, sb, self.config.dns)
+            self.resolver.write_sandbox(sb, self.config.dns)
             ep = self._attach(c, name, network, ips=ips) if network else None
             mappings = []
             if specs:

@@ -1,4 +1,5 @@
-"""Firewall backends behind one interface: `sync(old_plan, new_plan)`.
+"""Firewall backends behind one interface: `sync(old_plan, new_plan)`, and
+`update(gone, added, new)` when only published ports changed.
 
 `nftables` (default) and `iptables` render the same plan (plan.py). Each
 backend owns only its own table or chains. Besides, on a host whose iptables
@@ -9,7 +10,10 @@ with its last network (hostpolicy.py).
 
 from __future__ import annotations
 
-from .plan import FirewallPlan
+from collections.abc import Callable
+
+from .plan import Dnat, FirewallPlan
+
 
 def backend(name: str):
     if name == "iptables":
@@ -33,3 +37,10 @@ def sync(name: str, previous: str | None, old: FirewallPlan | None, new: Firewal
     if old is not None and old.structure == new.structure:
         return []
     return hostpolicy.sync(new)
+
+
+def update(name: str, gone: frozenset[Dnat], added: frozenset[Dnat], new: Callable[[], FirewallPlan]) -> None:
+    """Only published ports changed, and backend `name` holds the rest: take
+    out `gone`, put in `added`. `new()` is the whole plan after the change,
+    for a backend that rebuilds its rules (iptables) or a delta that failed."""
+    backend(name).update(gone, added, new)

@@ -110,6 +110,10 @@ class IptablesBackend:
                     _check(_run([tool, "-t", table, where, builtin, "-j", chain]),
                            f"cannot jump from {builtin} to {chain}")
 
+    def update(self, gone, added, new) -> None:
+        """iptables has no maps: the chains are rebuilt whole."""
+        self.sync(None, new())
+
     @staticmethod
     def _remove(tool: str) -> None:
         """Take out the jumps, then cnet's chains; what is gone already is fine."""

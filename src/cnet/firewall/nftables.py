@@ -112,10 +112,15 @@ def render_full(plan: FirewallPlan) -> str:
 
 def render_delta(old: FirewallPlan, new: FirewallPlan) -> str:
     """A script that turns old's published ports into new's (same structure)."""
+    return render_changes(old.dnat - new.dnat, new.dnat - old.dnat)
+
+
+def render_changes(gone, added) -> str:
+    """A script that takes out the `gone` entries and puts in the `added` ones."""
     lines = []
-    for d in sorted(old.dnat - new.dnat):
+    for d in sorted(gone):
         lines.append(f"delete element {TABLE} {map_of(d)} {{ {key_of(d)} }}\n")
-    for d in sorted(new.dnat - old.dnat):
+    for d in sorted(added):
         lines.append(f"add element {TABLE} {map_of(d)} {{ {element_of(d)} }}\n")
     return "".join(lines)
 
@@ -176,14 +181,18 @@ class NftablesBackend:
     def sync(self, old: FirewallPlan | None, new: FirewallPlan) -> None:
         """Make the kernel hold `new`, given that it holds `old` (None: unknown)."""
         if old is not None and old.structure == new.structure and not new.empty:
-            delta = render_delta(old, new)
-            if not delta:
-                return
-            try:
-                _nft(delta)
-                return
-            except OperationFailed:
-                pass  # the table is not what the state says (flushed by hand?): rebuild it whole
+            self.update(old.dnat - new.dnat, new.dnat - old.dnat, lambda: new)
+            return
         if old is not None and old.empty and new.empty:
             return
         _nft(render_full(new))
+
+    def update(self, gone, added, new) -> None:
+        """Only published ports changed: one element deleted or added per host port."""
+        delta = render_changes(gone, added)
+        if not delta:
+            return
+        try:
+            _nft(delta)
+        except OperationFailed:  # the table is not what the state says (flushed by hand?): rebuild it whole
+            _nft(render_full(new()))

@@ -5,6 +5,12 @@ subnets to masquerade, the internal and no-icc bridges, and one DNAT entry
 per published host port. The plan's `structure` changes only with networks;
 published ports change only `dnat`, which the nftables backend keeps in maps
 so a publish is one element added, whatever the number of ports.
+
+An operation takes `Inputs` before it changes the state (cheap: the structure
+and copies of the lists, not of their objects) and compares them with the
+inputs after: `dnat_changes` finds what the published ports changed in time
+proportional to the change, not to the number of ports, because the state
+replaces its port mappings and endpoints but never changes them in place.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..model import State
+from ..model import Endpoint, PortMapping, State
 
 
 @dataclass(frozen=True, order=True)
@@ -48,7 +54,49 @@ class FirewallPlan:
         return not self.structure.bridges
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a plan is made of, taken from a state at one moment."""
+
+    structure: Structure
+    ports: tuple[PortMapping, ...]
+    endpoints: tuple[Endpoint, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.structure.bridges
+
+    def plan(self) -> FirewallPlan:
+        return FirewallPlan(self.structure, frozenset(dnat_entries(self.ports, self.endpoints)))
+
+
+def inputs(state: State) -> Inputs:
+    return Inputs(structure_of(state), tuple(state.ports), tuple(state.endpoints))
+
+
 def plan(state: State) -> FirewallPlan:
+    return inputs(state).plan()
+
+
+def dnat_changes(before: Inputs, after: Inputs) -> tuple[frozenset[Dnat], frozenset[Dnat]]:
+    """(entries gone, entries added) from before to after. Only mappings that
+    are not in both (by identity) are looked at, and those of an endpoint that
+    was replaced or removed."""
+    def ids(objects):
+        return {id(o) for o in objects}
+
+    old_eps, new_eps = ids(before.endpoints), ids(after.endpoints)
+    moved = {(e.sandbox, e.network) for e in before.endpoints if id(e) not in new_eps}
+    moved |= {(e.sandbox, e.network) for e in after.endpoints if id(e) not in old_eps}
+    old_ports, new_ports = ids(before.ports), ids(after.ports)
+    gone = [p for p in before.ports if id(p) not in new_ports or (moved and (p.sandbox, p.network) in moved)]
+    added = [p for p in after.ports if id(p) not in old_ports or (moved and (p.sandbox, p.network) in moved)]
+    old = set(dnat_entries(gone, before.endpoints))
+    new = set(dnat_entries(added, after.endpoints))
+    return frozenset(old - new), frozenset(new - old)
+
+
+def structure_of(state: State) -> Structure:
     bridges, internal, no_icc = [], [], []
     subnets = {4: [], 6: []}
     masq = {4: [], 6: []}
@@ -65,17 +113,18 @@ def plan(state: State) -> FirewallPlan:
             subnets[version].append(s.subnet)
             if net.masquerade and not net.internal:
                 masq[version].append(s.subnet)
-    structure = Structure(tuple(sorted(bridges)), tuple(sorted(internal)), tuple(sorted(no_icc)),
-                          tuple(subnets[4]), tuple(subnets[6]), tuple(masq[4]), tuple(masq[6]))
-    return FirewallPlan(structure, frozenset(dnat_entries(state)))
+    return Structure(tuple(sorted(bridges)), tuple(sorted(internal)), tuple(sorted(no_icc)),
+                     tuple(subnets[4]), tuple(subnets[6]), tuple(masq[4]), tuple(masq[6]))
 
 
-def dnat_entries(state: State) -> list[Dnat]:
-    if not state.ports:
+def dnat_entries(ports, endpoints) -> list[Dnat]:
+    """The entries of these mappings, sent to the addresses of these endpoints."""
+    if not ports:
         return []
-    addresses = {(e.sandbox, e.network): e.addresses for e in state.endpoints}
+    wanted = {(p.sandbox, p.network) for p in ports}
+    addresses = {key: e.addresses for e in endpoints if (key := (e.sandbox, e.network)) in wanted}
     found = []
-    for p in state.ports:
+    for p in ports:
         family = 6 if ":" in p.host_ip else 4
         target = next((a.partition("/")[0] for a in addresses.get((p.sandbox, p.network), ())
                        if (":" in a) == (family == 6)), None)
