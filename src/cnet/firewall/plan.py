@@ -16,51 +16,49 @@ replaces its port mappings and endpoints but never changes them in place.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections import namedtuple
 
-from ..model import Endpoint, PortMapping, State
+from ..model import State
 
-
-@dataclass(frozen=True, order=True)
-class Dnat:
-    """One host port sent to one sandbox port."""
-
-    family: int  # 4 or 6
-    protocol: str
-    host_port: int
-    host_ip: str | None  # None: any address of the host
-    target_ip: str
-    target_port: int
+# Named tuples, not frozen dataclasses: the same value semantics (equal,
+# hashable, ordered field by field, immutable) for ~4 ms less at every start
+# (a dataclass execs each generated method; typing.NamedTuple compiles every
+# string annotation).
 
 
-@dataclass(frozen=True)
-class Structure:
-    bridges: tuple[str, ...] = ()
-    internal: tuple[str, ...] = ()  # no traffic in or out but their own
-    no_icc: tuple[str, ...] = ()  # no traffic between their sandboxes but to published ports
-    subnets4: tuple[str, ...] = ()  # every cnet IPv4 subnet (hairpin flows are masqueraded)
-    subnets6: tuple[str, ...] = ()
-    masquerade4: tuple[str, ...] = ()  # subnets whose outbound traffic is masqueraded
-    masquerade6: tuple[str, ...] = ()
+class Dnat(namedtuple("Dnat", "family protocol host_port host_ip target_ip target_port")):
+    """One host port sent to one sandbox port. family: 4 or 6; host_ip: None
+    for any address of the host; target_ip and target_port: in the sandbox."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class FirewallPlan:
-    structure: Structure = Structure()
-    dnat: frozenset[Dnat] = field(default_factory=frozenset)
+class Structure(namedtuple("Structure", "bridges internal no_icc subnets4 subnets6 masquerade4 masquerade6",
+                           defaults=((),) * 7)):
+    """Tuples of names: the cnet bridges; the internal ones (no traffic in or
+    out but their own); the no-icc ones (no traffic between their sandboxes
+    but to published ports). Tuples of subnets: every cnet subnet of each
+    family (hairpin flows are masqueraded), and those whose outbound traffic
+    is masqueraded."""
+
+    __slots__ = ()
+
+
+class FirewallPlan(namedtuple("FirewallPlan", "structure dnat", defaults=(Structure(), frozenset()))):
+    """structure, and dnat: a frozenset of Dnat."""
+
+    __slots__ = ()
 
     @property
     def empty(self) -> bool:
         return not self.structure.bridges
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What a plan is made of, taken from a state at one moment."""
+class Inputs(namedtuple("Inputs", "structure ports endpoints")):
+    """What a plan is made of, taken from a state at one moment: the
+    structure, and tuples of its PortMappings and Endpoints."""
 
-    structure: Structure
-    ports: tuple[PortMapping, ...]
-    endpoints: tuple[Endpoint, ...]
+    __slots__ = ()
 
     @property
     def empty(self) -> bool:
