@@ -13,7 +13,6 @@ another cnet bridge is dropped unless (in, out) is in the set of
 
 from __future__ import annotations
 
-import subprocess
 
 from ..errors import OperationFailed
 from .plan import Dnat, FirewallPlan
@@ -131,6 +130,8 @@ def _nft(script: str) -> None:
     5-20), else through the nft command."""
     errors = _run_with_library(script)
     if errors is None:
+        import subprocess  # only without libnftables
+
         try:
             result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
         except FileNotFoundError:
