@@ -21,7 +21,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 
-DEFAULT_RUNS = 7
+DEFAULT_RUNS = 5
 QUICK_RUNS = 3
 
 

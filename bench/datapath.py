@@ -28,7 +28,7 @@ All addresses are in 198.18.0.0/15, the range RFC 2544 sets aside for
 benchmarks, and exist only inside the test host.
 
 Per path and run: `iperf3 -s -1` (one test, then exit) where the server
-lives, `iperf3 -c ADDR -p 5201 -t T -J` where the client lives (T = 3 s, 1 s
+lives, `iperf3 -c ADDR -p 5201 -t T -J` where the client lives (T = 2 s, 1 s
 with --quick), throughput = the receiver's bits per second; then a ping-pong
 server (this file, `_pingpong-serve`) on port 5202 and a client doing N
 round trips of 1 byte over one TCP connection (TCP_NODELAY; 200 untimed round
@@ -81,7 +81,7 @@ THIS = str(Path(__file__).resolve())
 
 BACKENDS = ("nftables", "iptables")
 DEFAULT_RUNS = 3
-SECONDS, QUICK_SECONDS = 3, 1      # iperf3 -t of a timed run
+SECONDS, QUICK_SECONDS = 2, 1      # iperf3 -t of a timed run
 WARMUP_SECONDS = 1                 # the untimed run that also looks for a proxy
 ROUND_TRIPS, QUICK_ROUND_TRIPS = 2000, 1000   # per run
 PINGPONG_WARMUP = 200
