@@ -144,6 +144,17 @@ class State:
     def joiners(self, name: str) -> list[str]:
         return [s.name for s in self.sandboxes.values() if s.mode == "joined" and s.target == name]
 
+    def copy(self) -> State:
+        """A state that can be changed without changing this one: its own
+        containers, networks (their IPAM cursors change in place) and host
+        record; the sandboxes, endpoints and port mappings, which are
+        replaced and never changed, are shared."""
+        networks = {n: Network(**{**vars(net), "subnets": [Subnet(**vars(s)) for s in net.subnets],
+                                  "options": copy.deepcopy(net.options)})
+                    for n, net in self.networks.items()}
+        return State(networks, dict(self.sandboxes), list(self.endpoints), list(self.ports),
+                     copy.deepcopy(self.host))
+
     def snapshot(self) -> tuple:
         """What restore() needs to undo an operation's changes: copies of the
         containers and of the objects operations change in place (the IPAM

@@ -6,6 +6,15 @@ the `json` module ~0.1 s for 10,000 endpoints where PyYAML, even with its C
 loader, takes ~2 s. A file edited by hand in block style is still read, with
 PyYAML's C loader where available, and is written back in flow style.
 
+Memory. A StateStore keeps the state it last saved, and the encoded line of
+each sandbox, endpoint and port mapping. Its next load returns a copy of that
+state when the file is still the one it wrote (same inode, size, mtime and
+serial), and its next save re-encodes only objects it has not written
+before: operations replace those objects and never change them in place
+(see State). So one process doing many operations (the API, `cnet batch`)
+pays for the whole file once, not per operation. Callers must not change
+objects they got from the state in place either.
+
 Safety. Every read-modify-write holds an exclusive flock on a sibling lock
 file (`state.yaml.lock`), so concurrent cnet processes serialize. Writes go
 to a temp file in the same directory, are fsynced and renamed over the old
@@ -90,18 +99,32 @@ _dumps_str = json.encoder.encode_basestring  # a key: a JSON string, non-ASCII a
 _NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
-def encode(state: State) -> str:
+def encode(state: State, serial: str | None = None, memo: dict | None = None) -> str:
     """One object a line: readable and diffable, and ~4x quicker to write than
-    json.dumps(indent=...). Non-ASCII is written as is (YAML reads it so)."""
-    networks = {k: v.to_dict() for k, v in state.networks.items()}
-    # Sandboxes, endpoints and ports are flat: their attributes are what the file holds.
-    sandboxes = {k: vars(v) for k, v in state.sandboxes.items()}
+    json.dumps(indent=...). Non-ASCII is written as is (YAML reads it so).
+    memo: {id(obj): (obj, json)} of an earlier encode, whose json is reused
+    for the same objects; it is updated to hold this state's objects only."""
+    earlier = memo.copy() if memo is not None else {}
+    if memo is not None:
+        memo.clear()
+
+    def flat(obj) -> str:
+        # sandboxes, endpoints and ports are flat: their attributes are what the file holds
+        hit = earlier.get(id(obj))
+        text = hit[1] if hit is not None and hit[0] is obj else _dumps(vars(obj))
+        if memo is not None:
+            memo[id(obj)] = (obj, text)
+        return text
+
     parts = [f'{{\n "version": {VERSION}']
-    for key, doc in (("networks", networks), ("sandboxes", sandboxes)):
-        lines = ",\n".join(f"  {_dumps_str(k)}: {_dumps(v)}" for k, v in doc.items())
-        parts.append(f' "{key}": {{\n{lines}\n }}' if lines else f' "{key}": {{}}')
+    if serial is not None:
+        parts.append(f' "serial": "{serial}"')
+    lines = ",\n".join(f"  {_dumps_str(k)}: {_dumps(v.to_dict())}" for k, v in state.networks.items())
+    parts.append(f' "networks": {{\n{lines}\n }}' if lines else ' "networks": {}')
+    lines = ",\n".join(f"  {_dumps_str(k)}: {flat(v)}" for k, v in state.sandboxes.items())
+    parts.append(f' "sandboxes": {{\n{lines}\n }}' if lines else ' "sandboxes": {}')
     for key, items in (("endpoints", state.endpoints), ("ports", state.ports)):
-        lines = ",\n".join(f"  {_dumps(vars(v))}" for v in items)
+        lines = ",\n".join(f"  {flat(v)}" for v in items)
         parts.append(f' "{key}": [\n{lines}\n ]' if lines else f' "{key}": []')
     parts.append(f' "host": {_dumps(state.host)}')
     text = ",\n".join(parts) + "\n}\n"
@@ -116,9 +139,27 @@ class StateStore:
     def __init__(self, path: str):
         self.path = path
         self.lock_path = path + ".lock"
+        self._kept: tuple[tuple, str, State] | None = None  # (file stamp, serial, state) of our last save
+        self._lines: dict = {}  # the memo of encode() for our last save
+
+    def _still_ours(self, stamp: tuple, serial: str) -> bool:
+        """The file is the one our last save wrote: same inode, size and
+        mtime, and its serial (which tells apart an inode reused at once)."""
+        try:
+            with open(self.path, "rb") as f:
+                if _stamp(os.fstat(f.fileno())) != stamp:
+                    return False
+                return f'"serial": "{serial}"'.encode() in f.read(64)
+        except OSError:
+            return False
 
     def load(self) -> State:
         """Read without locking (writers rename atomically). A missing file is an empty state."""
+        if self._kept is not None:
+            stamp, serial, state = self._kept
+            if self._still_ours(stamp, serial):
+                return state.copy()
+            self._kept, self._lines = None, {}
         try:
             with open(self.path, encoding="utf-8") as f:
                 text = f.read()
@@ -137,16 +178,20 @@ class StateStore:
         tmp = os.path.join(directory, f".state.{os.getpid()}.{os.urandom(6).hex()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
+            serial = os.urandom(8).hex()
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(encode(state))
+                f.write(encode(state, serial, self._lines))
                 f.flush()
                 os.fsync(f.fileno())
+                stamp = _stamp(os.fstat(f.fileno()))
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
         except BaseException:
+            self._kept, self._lines = None, {}
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        self._kept = (stamp, serial, state.copy())
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -176,3 +221,7 @@ class StateStore:
             state = self.load()
             yield state
             self.save(state)
+
+
+def _stamp(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -88,7 +88,9 @@ def test_written_file_is_yaml_equal_to_its_json_reading(path):
     StateStore(path).save(full_state())
     text = read_bytes(path).decode()
     assert yaml.safe_load(text) == json.loads(text)
-    assert json.loads(text) == {"version": VERSION, **full_state().to_dict()}
+    doc = json.loads(text)
+    assert len(doc.pop("serial")) == 16  # a new one at each save: see the in-memory tests
+    assert doc == {"version": VERSION, **full_state().to_dict()}
 
 
 def test_written_file_starts_with_the_version(path):
@@ -447,3 +449,47 @@ def test_an_object_that_is_not_json_is_a_type_error():
 
     with pytest.raises(TypeError):
         _dumps({"a": object()})
+
+
+# --- the state a store keeps in memory after its own save ---------------------------------
+
+def test_a_store_reads_back_what_it_saved_without_sharing_containers(path):
+    store = StateStore(path)
+    store.save(full_state())
+    first = store.load()
+    assert first == full_state()
+    first.sandboxes.clear()
+    first.endpoints.clear()
+    next(iter(first.networks.values())).subnets[0].last = "10.89.0.250"
+    first.host["changed"] = True
+    assert store.load() == full_state()  # a failed operation's changes do not leak into the next
+
+
+def test_another_writer_is_seen_at_the_next_load(path):
+    mine, other = StateStore(path), StateStore(path)
+    mine.save(full_state())
+    changed = other.load()
+    changed.ports = []
+    other.save(changed)
+    assert mine.load().ports == []
+
+
+def test_a_file_changed_by_hand_is_read_again(path):
+    store = StateStore(path)
+    store.save(full_state())
+    store.load()
+    text = read_bytes(path).decode().replace('"mtu": 1500', '"mtu": 1400')
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    assert 1400 in {n.mtu for n in store.load().networks.values()}
+
+
+def test_saving_again_reuses_the_lines_of_unchanged_objects_only():
+    state, memo = full_state(), {}
+    encode(state, "0" * 16, memo)
+    assert {id(o) for o, _ in memo.values()} == {id(o) for o in [*state.sandboxes.values(), *state.endpoints,
+                                                                    *state.ports]}
+    state.ports = [PortMapping(**{**vars(p), "host_port": 9999}) for p in state.ports]  # replaced
+    text = encode(state, "1" * 16, memo)
+    assert json.loads(text)["ports"][0]["host_port"] == 9999
+    assert len(memo) == len(state.sandboxes) + len(state.endpoints) + len(state.ports)  # no old objects kept
