@@ -119,8 +119,9 @@ class State:
     """Everything cnet owns. The kernel is made to match it.
 
     Operations replace sandboxes, endpoints and port mappings (new objects)
-    and never change them in place: snapshot()/restore() and the firewall's
-    dnat_changes (which compares the lists by identity) rely on it."""
+    and never change them in place: copy() (and so snapshot() and the state
+    a StateStore keeps) and the firewall's dnat_changes (which compares the
+    lists by identity) rely on it."""
 
     networks: dict[str, Network] = field(default_factory=dict)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
@@ -155,19 +156,14 @@ class State:
         return State(networks, dict(self.sandboxes), list(self.endpoints), list(self.ports),
                      copy.deepcopy(self.host))
 
-    def snapshot(self) -> tuple:
-        """What restore() needs to undo an operation's changes: copies of the
-        containers and of the objects operations change in place (the IPAM
-        cursors, the host record); everything else is replaced, not changed."""
-        cursors = {n: [Subnet(**vars(s)) for s in net.subnets] for n, net in self.networks.items()}
-        return (dict(self.networks), cursors, dict(self.sandboxes), list(self.endpoints),
-                list(self.ports), copy.deepcopy(self.host))
+    def snapshot(self) -> State:
+        """What restore() needs to undo an operation's changes: a copy()."""
+        return self.copy()
 
-    def restore(self, snapshot: tuple) -> None:
-        networks, cursors, self.sandboxes, self.endpoints, self.ports, self.host = snapshot
-        self.networks = networks
-        for name, subnets in cursors.items():
-            networks[name].subnets = subnets
+    def restore(self, snapshot: State) -> None:
+        """Back to a snapshot, in this same object (operations hold it)."""
+        self.networks, self.sandboxes = snapshot.networks, snapshot.sandboxes
+        self.endpoints, self.ports, self.host = snapshot.endpoints, snapshot.ports, snapshot.host
 
     def to_dict(self) -> dict:
         return {

@@ -9,12 +9,12 @@ import os
 import re
 from datetime import datetime, timezone
 
-from ..errors import Conflict, InvalidInput, NotFound
-
 try:  # CPython's own SHA-256, built in: hashlib loads OpenSSL first (~3 ms of every start)
     from _sha256 import sha256
 except ImportError:  # another Python (3.12 calls it _sha2)
     from hashlib import sha256
+
+from ..errors import Conflict, InvalidInput, NotFound
 from ..ipam import SubnetPool
 from ..model import Endpoint, Network, Sandbox, State
 from ..names import check_ifname

@@ -13,7 +13,6 @@ another cnet bridge is dropped unless (in, out) is in the set of
 
 from __future__ import annotations
 
-
 from ..errors import OperationFailed
 from .plan import Dnat, FirewallPlan
 
