@@ -402,15 +402,15 @@ PROBE = textwrap.dedent("""\
     attempted = []
 
     class Blocker:
-        # Refuses cnet's netlink modules, so that nothing here can reach the kernel
-        # whatever the code does.
+        # Refuses pyroute2 and cnet's netlink modules, so that nothing here can
+        # reach the kernel whatever the code does.
         def find_spec(self, name, path=None, target=None):
-            if name in NETLINK:
+            if name in NETLINK or name.split(".")[0] == "pyroute2":
                 attempted.append(name)
                 raise ImportError(name + " is blocked by the test")
             return None
 
-    NETLINK = {"cnet.kernel.nlsock", "cnet.kernel.netlink", "cnet.kernel.conntrack"}
+    NETLINK = {"cnet.kernel.netlink", "cnet.kernel.conntrack"}
 
     sys.meta_path.insert(0, Blocker())
     sys.argv = ["cnet", *sys.argv[1:]]
@@ -421,17 +421,18 @@ PROBE = textwrap.dedent("""\
     except SystemExit as e:
         code = 0 if e.code is None else e.code
     sys.stdout.flush()
-    print(json.dumps({"code": code, "netlink": sorted(NETLINK & sys.modules.keys()),
+    loaded = {m for m in sys.modules if m in NETLINK or m.split(".")[0] == "pyroute2"}
+    print(json.dumps({"code": code, "netlink": sorted(loaded),
                       "attempted": attempted}),
           file=sys.stderr)
 """)
 
 
-def probe(tmp_path, *argv):
+def probe(tmp_path, *argv, stdin=""):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
     env["CNET_CONFIG"] = str(tmp_path / "config.yaml")
     done = subprocess.run([sys.executable, "-c", PROBE, *argv], env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, input=stdin)
     return json.loads(done.stderr.splitlines()[-1]), done.stdout, done.stderr
 
 
@@ -442,6 +443,8 @@ def probe(tmp_path, *argv):
     (["ls", "-q"], 0),
     (["ls", "--json"], 0),
     (["ls", "ports"], 0),
+    *([["ls", what, *flags], 0] for what in ("networks", "ns", "endpoints", "ports")
+      for flags in ([], ["-q"], ["--json"])),
 ])
 def test_commands_that_only_read_the_state_do_not_load_netlink(tmp_path, prepared, argv, code):
     result, out, err = probe(tmp_path, "--state", str(prepared), *argv)
@@ -457,6 +460,21 @@ def test_commands_that_only_read_the_state_do_not_load_netlink(tmp_path, prepare
 def test_commands_that_fail_validation_do_not_load_netlink(tmp_path, prepared, argv, code):
     result, out, err = probe(tmp_path, "--state", str(prepared), *argv)
     assert result == {"code": code, "netlink": [], "attempted": []}, err
+
+
+@pytest.mark.parametrize("lines", ['create bridge "unbalanced\n', "create bridge a/b --subnet 10.99.0.0/24\n",
+                                   "frobnicate\ncreate bridge x\n"])
+def test_a_batch_failing_on_its_first_line_does_not_load_netlink(tmp_path, prepared, lines):
+    result, out, err = probe(tmp_path, "--state", str(prepared), "batch", stdin=lines)
+    assert result == {"code": 2, "netlink": [], "attempted": []}, err
+    assert "line 1:" in err
+
+
+def test_the_probe_catches_a_command_that_loads_netlink(tmp_path, prepared):
+    """inspect shows the kernel's view, so it must try to load netlink: the
+    blocker sees it (else the tests above could not fail)."""
+    result, out, err = probe(tmp_path, "--state", str(prepared), "inspect", "mybr0")
+    assert result["attempted"] and result["code"] != 0, err
 
 
 def test_the_probe_sees_ls_output(tmp_path, prepared):
