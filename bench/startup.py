@@ -37,13 +37,13 @@ try:
 except SystemExit as e:
     code = e.code
 sys.stdout.flush()
-print("\\n@@bench", "cnet.kernel.nlsock" in sys.modules, "yaml" in sys.modules, len(sys.modules), code)
+print("\\n@@bench", any(m.split(".")[0] == "pyroute2" for m in sys.modules), "yaml" in sys.modules, len(sys.modules), code)
 """
 
 IMPORT_PROBE = """\
 import sys
 import cnet.cli
-print("@@bench", "cnet.kernel.nlsock" in sys.modules, "yaml" in sys.modules, len(sys.modules), 0)
+print("@@bench", any(m.split(".")[0] == "pyroute2" for m in sys.modules), "yaml" in sys.modules, len(sys.modules), 0)
 """
 
 

@@ -17,6 +17,14 @@ class OperationFailed(CnetError):
     exit_code = 1
 
 
+class Incomplete(CnetError):
+    """A teardown went through every step, but some kernel objects could not be
+    removed: the state keeps the records of those (and drops the rest), and the
+    message names them. Running the same delete again finishes it."""
+
+    exit_code = 1
+
+
 class StateFileError(CnetError):
     """The state file cannot be read (unparseable, unknown version). Never overwritten."""
 

@@ -389,3 +389,48 @@ def test_batch_refuses_what_it_cannot_run(br, line, message):
     r = br.cnet("batch", input=f"create ns a\n{line}\n")
     assert r.returncode == 2 and r.stderr.startswith("cnet: error: line 2: ") and message in r.stderr
     assert json.loads(ok(br.cnet("ls", "ns", "--json")))[0]["name"] == "a"
+
+
+# --- teardown goes through every step, and the state drops only what is gone ------------
+
+def test_a_delete_ns_whose_detach_fails_still_removes_the_namespace_and_keeps_the_record(br):
+    host = br
+    ok(host.cnet("create", "ns", "a", "--network", "mybr0", "--publish", "8080:80"))
+    r = host.cnet("delete", "ns", "a", env={"CNET_FAULT": "detach"})
+    assert r.returncode == 1 and "could not remove endpoint a/mybr0" in r.stderr, r.stderr
+    assert "rolled back" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # every later step was still taken: the name is gone, and with the namespace its veth pair
+    assert ok(host.run(["ip", "netns", "list"])) == ""
+    assert host_veths(host) == []
+    # the record stays (something of it could still be there), without its published port
+    assert ok(host.cnet("ls", "ns", "-q")) == "a\n"
+    assert ok(host.cnet("ls", "ports", "-q")) == ""
+    assert "8080" not in ok(host.run(["nft", "list", "table", "inet", "cnet"]))
+    # the same delete again finishes it
+    ok(host.cnet("delete", "ns", "a"))
+    assert ok(host.cnet("ls", "ns", "-q")) == "" and ok(host.cnet("ls", "endpoints", "-q")) == ""
+
+
+def test_a_delete_ns_whose_name_cannot_be_removed_keeps_the_sandbox_but_not_its_endpoint(br):
+    host = br
+    ok(host.cnet("create", "ns", "a", "--network", "mybr0"))
+    r = host.cnet("delete", "ns", "a", env={"CNET_FAULT": "netns-remove"})
+    assert r.returncode == 1 and "/run/netns/a of sandbox a" in r.stderr, r.stderr
+    assert [line.split()[0] for line in ok(host.run(["ip", "netns", "list"])).splitlines()] == ["a"]
+    assert host_veths(host) == []  # the endpoint went, and so did its record
+    assert ok(host.cnet("ls", "ns", "-q")) == "a\n" and ok(host.cnet("ls", "endpoints", "-q")) == ""
+    ok(host.cnet("delete", "ns", "a"))
+    assert ok(host.run(["ip", "netns", "list"])) == "" and ok(host.cnet("ls", "ns", "-q")) == ""
+
+
+def test_a_delete_network_whose_detach_fails_keeps_the_network_and_the_endpoint(br):
+    host = br
+    ok(host.cnet("create", "ns", "a", "--network", "mybr0"))
+    ok(host.cnet("create", "ns", "b", "--network", "mybr0"))
+    r = host.cnet("delete", "network", "mybr0", "--force", env={"CNET_FAULT": "detach"})
+    assert r.returncode == 1 and "could not remove endpoint a/mybr0" in r.stderr, r.stderr
+    assert "endpoint b/mybr0" in r.stderr  # the second detach was tried too
+    assert ok(host.cnet("ls", "-q")) == "mybr0\n"
+    assert ok(host.cnet("ls", "endpoints", "-q")).split() == ["a:mybr0", "b:mybr0"]
+    ok(host.cnet("delete", "network", "mybr0", "--force"))
+    assert ok(host.cnet("ls", "-q")) == "" and host_veths(host) == [] and "mybr0" not in host.links()

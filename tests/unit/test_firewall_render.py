@@ -18,9 +18,29 @@ import pytest
 
 from cnet.core import ports
 from cnet.firewall import hostpolicy, iptables, nftables
-from cnet.firewall.plan import Dnat, FirewallPlan, Structure, dnat_changes, inputs, plan
+from cnet import drivers
+from cnet.drivers.base import NO_FIREWALL
+from cnet.errors import InvalidInput
+from cnet.firewall import plan as firewall_plan
+from cnet.firewall.plan import Dnat, FirewallPlan, Structure, dnat_changes
 from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
 from cnet.portspec import parse
+
+
+def needs_of(net):
+    """What core passes the plan: the driver's word (a driver this cnet lacks asks nothing)."""
+    try:
+        return drivers.get(net.driver).firewall(net)
+    except InvalidInput:
+        return NO_FIREWALL
+
+
+def plan(state):
+    return firewall_plan.plan(state, needs_of)
+
+
+def inputs(state):
+    return firewall_plan.inputs(state, needs_of)
 
 
 # --- the state of the golden tests ------------------------------------------
@@ -200,8 +220,19 @@ def test_plan_of_an_empty_state():
     assert FirewallPlan().empty
 
 
-def test_plan_ignores_other_drivers():
-    state = State(networks={"mv0": Network("mv0", "macvlan", [Subnet("10.50.0.0/24", "10.50.0.1")], 1500)})
+def test_plan_leaves_out_networks_whose_driver_asks_nothing():
+    state = State(networks={"mv0": Network("mv0", "macvlan", [Subnet("10.50.0.0/24", "10.50.0.1")], 1500),
+                            "br0": Network("br0", "bridge", [Subnet("10.51.0.0/24", "10.51.0.1")], 1500)})
+    asked = []
+
+    def only_bridges(net):
+        asked.append(net.name)
+        return needs_of(net) if net.driver == "bridge" else NO_FIREWALL
+
+    s = firewall_plan.plan(state, only_bridges).structure
+    assert sorted(asked) == ["br0", "mv0"]
+    assert s.bridges == ("br0",) and s.subnets4 == ("10.51.0.0/24",)
+    del state.networks["br0"]
     assert plan(state).empty
     assert nftables.render_full(plan(state)) == EMPTY_NFT
 

@@ -1,8 +1,8 @@
-"""Tests for cnet.core.networks.plan_bridge: validating `cnet create bridge`.
+"""Tests for cnet.core.networks.plan_network: validating `cnet create bridge`.
 
 Table-driven like netavark's test files: each invalid request names the
 error class (so the exit code) and a substring of the one-line message.
-plan_bridge is pure: host routes come in through a callable, which must be
+plan_network is pure: host routes come in through a callable, which must be
 called only when a subnet has to be picked from the address pools.
 """
 
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cnet.config import AddressPool, Config
-from cnet.core.networks import plan_bridge
+from cnet.core.networks import plan_network
 from cnet.errors import Conflict, InvalidInput
 from cnet.model import Network, State, Subnet
 
@@ -126,7 +126,7 @@ INVALID = [
                          [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
 def test_invalid_requests(name, kwargs, error, message):
     with pytest.raises(error) as info:
-        plan_bridge(EXISTING, Config(), name, host_routes=no_routes if kwargs.get("subnets") else list,
+        plan_network(EXISTING, Config(), name, host_routes=no_routes if kwargs.get("subnets") else list,
                     **kwargs)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
@@ -135,7 +135,7 @@ def test_invalid_requests(name, kwargs, error, message):
 
 def test_the_state_is_not_changed_by_planning():
     before = state_with(net("taken", "10.88.0.0/16"))
-    plan_bridge(before, Config(), "br0", subnets=["10.0.0.0/24"], host_routes=no_routes)
+    plan_network(before, Config(), "br0", subnets=["10.0.0.0/24"], host_routes=no_routes)
     assert list(before.networks) == ["taken"]
 
 
@@ -147,19 +147,19 @@ def test_the_state_is_not_changed_by_planning():
 ])
 def test_ipv4_and_ipv6_subnets_never_overlap(existing, wanted):
     state = state_with(net("other", existing))
-    planned = plan_bridge(state, Config(), "br0", subnets=[wanted], host_routes=no_routes)
+    planned = plan_network(state, Config(), "br0", subnets=[wanted], host_routes=no_routes)
     assert [s.subnet for s in planned.subnets] == [wanted]
 
 
 # --- what a valid request becomes -----------------------------------------------
 
 def test_gateway_defaults_to_the_first_host_address():
-    planned = plan_bridge(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00:1::/64"], host_routes=no_routes)
+    planned = plan_network(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00:1::/64"], host_routes=no_routes)
     assert planned.subnets == [Subnet("10.0.0.0/24", "10.0.0.1"), Subnet("fd00:1::/64", "fd00:1::1")]
 
 
 def test_a_full_plan():
-    planned = plan_bridge(State(), Config(), "mybr0", subnets=["172.26.0.0/16"], host_routes=no_routes)
+    planned = plan_network(State(), Config(), "mybr0", subnets=["172.26.0.0/16"], host_routes=no_routes)
     assert isinstance(planned, Network)
     assert (planned.name, planned.driver, planned.mtu) == ("mybr0", "bridge", 1500)
     assert planned.subnets == [Subnet("172.26.0.0/16", "172.26.0.1", None, None)]
@@ -171,19 +171,19 @@ def test_a_full_plan():
 
 
 def test_explicit_gateways_go_with_their_subnets_in_order():
-    planned = plan_bridge(State(), Config(), "br0", subnets=["fd00:1::/64", "10.0.0.0/24"],
+    planned = plan_network(State(), Config(), "br0", subnets=["fd00:1::/64", "10.0.0.0/24"],
                           gateways=["fd00:1::fe", "10.0.0.254"], host_routes=no_routes)
     assert planned.subnets == [Subnet("fd00:1::/64", "fd00:1::fe"), Subnet("10.0.0.0/24", "10.0.0.254")]
 
 
 def test_fewer_gateways_than_subnets_defaults_the_rest():
-    planned = plan_bridge(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00:1::/64"],
+    planned = plan_network(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00:1::/64"],
                           gateways=["10.0.0.254"], host_routes=no_routes)
     assert [s.gateway for s in planned.subnets] == ["10.0.0.254", "fd00:1::1"]
 
 
 def test_subnets_are_normalised():
-    planned = plan_bridge(State(), Config(), "br0", subnets=["FD00:0001::/64"], gateways=["FD00:1::0A"],
+    planned = plan_network(State(), Config(), "br0", subnets=["FD00:0001::/64"], gateways=["FD00:1::0A"],
                           ip_range="FD00:1::/80", host_routes=no_routes)
     assert planned.subnets == [Subnet("fd00:1::/64", "fd00:1::a", "fd00:1::/80")]
 
@@ -194,7 +194,7 @@ def test_subnets_are_normalised():
     ("10.0.0.0/24", [Subnet("10.0.0.0/24", "10.0.0.1", "10.0.0.0/24"), Subnet("fd00:1::/64", "fd00:1::1")]),
 ])
 def test_ip_range_is_attached_to_the_subnet_of_its_family(ip_range, expected):
-    planned = plan_bridge(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00:1::/64"],
+    planned = plan_network(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00:1::/64"],
                           ip_range=ip_range, host_routes=no_routes)
     assert planned.subnets == expected
 
@@ -207,18 +207,18 @@ def test_ip_range_is_attached_to_the_subnet_of_its_family(ip_range, expected):
     (Config(), 65535, 65535),
 ])
 def test_mtu_defaults_to_the_config(config, mtu, expected):
-    planned = plan_bridge(State(), config, "br0", subnets=["10.0.0.0/24"], mtu=mtu, host_routes=no_routes)
+    planned = plan_network(State(), config, "br0", subnets=["10.0.0.0/24"], mtu=mtu, host_routes=no_routes)
     assert planned.mtu == expected
 
 
 def test_mtu_1280_is_enough_for_ipv6():
-    planned = plan_bridge(State(), Config(), "br0", subnets=["fd00::/64"], mtu=1280, host_routes=no_routes)
+    planned = plan_network(State(), Config(), "br0", subnets=["fd00::/64"], mtu=1280, host_routes=no_routes)
     assert planned.mtu == 1280
 
 
 def test_a_small_config_mtu_is_checked_against_ipv6():
     with pytest.raises(InvalidInput, match="MTU 1000 is below 1280"):
-        plan_bridge(State(), Config(mtu=1000), "br0", subnets=["fd00::/64"], host_routes=no_routes)
+        plan_network(State(), Config(mtu=1000), "br0", subnets=["fd00::/64"], host_routes=no_routes)
 
 
 @pytest.mark.parametrize("internal, masquerade, expected", [
@@ -228,7 +228,7 @@ def test_a_small_config_mtu_is_checked_against_ipv6():
     (True, False, (True, False)),
 ])
 def test_internal_implies_no_masquerade(internal, masquerade, expected):
-    planned = plan_bridge(State(), Config(), "br0", subnets=["10.0.0.0/24"], internal=internal,
+    planned = plan_network(State(), Config(), "br0", subnets=["10.0.0.0/24"], internal=internal,
                           masquerade=masquerade, host_routes=no_routes)
     assert (planned.internal, planned.masquerade) == expected
 
@@ -241,17 +241,17 @@ def tiny_pool_config(**kw):
 
 
 def test_automatic_subnet_on_an_empty_state():
-    planned = plan_bridge(State(), Config(), "br0")
+    planned = plan_network(State(), Config(), "br0")
     assert planned.subnets == [Subnet("172.17.0.0/16", "172.17.0.1")]
 
 
 def test_automatic_subnet_skips_one_taken_by_a_cnet_network():
-    planned = plan_bridge(state_with(net("docker0", "172.17.0.0/16")), Config(), "br0")
+    planned = plan_network(state_with(net("docker0", "172.17.0.0/16")), Config(), "br0")
     assert planned.subnets == [Subnet("172.18.0.0/16", "172.18.0.1")]
 
 
 def test_automatic_subnet_skips_a_partial_overlap_with_a_cnet_network():
-    planned = plan_bridge(state_with(net("a", "172.17.3.0/24"), net("b", "172.18.0.0/15")), Config(), "br0")
+    planned = plan_network(state_with(net("a", "172.17.3.0/24"), net("b", "172.18.0.0/15")), Config(), "br0")
     assert planned.subnets[0].subnet == "172.20.0.0/16"
 
 
@@ -262,19 +262,19 @@ def test_automatic_subnet_skips_a_host_route():
         calls.append(1)
         return [ipaddress.ip_network("172.17.5.0/24"), ipaddress.ip_network("fd00::/8")]
 
-    planned = plan_bridge(State(), Config(), "br0", host_routes=routes)
+    planned = plan_network(State(), Config(), "br0", host_routes=routes)
     assert planned.subnets == [Subnet("172.18.0.0/16", "172.18.0.1")]
     assert calls == [1]
 
 
 def test_automatic_subnet_ignores_ipv6_host_routes():
-    planned = plan_bridge(State(), Config(), "br0", host_routes=lambda: [ipaddress.ip_network("::/0")])
+    planned = plan_network(State(), Config(), "br0", host_routes=lambda: [ipaddress.ip_network("::/0")])
     assert planned.subnets[0].subnet == "172.17.0.0/16"
 
 
 def test_automatic_subnet_uses_the_config_pools_in_order():
     state = state_with(net("a", "10.9.0.0/24"))
-    planned = plan_bridge(state, tiny_pool_config(), "br0")
+    planned = plan_network(state, tiny_pool_config(), "br0")
     assert planned.subnets == [Subnet("10.9.1.0/24", "10.9.1.1")]
 
 
@@ -285,39 +285,39 @@ def test_automatic_subnet_uses_the_config_pools_in_order():
 ])
 def test_exhausted_pools_are_a_conflict(state, routes):
     with pytest.raises(Conflict) as info:
-        plan_bridge(state, tiny_pool_config(), "br0", host_routes=lambda: routes)
+        plan_network(state, tiny_pool_config(), "br0", host_routes=lambda: routes)
     assert str(info.value) == "no free subnet left in the address pools; give one with --subnet"
     assert info.value.exit_code == 4
 
 
 def test_explicit_subnet_does_not_need_a_free_pool():
     state = state_with(net("a", "10.9.0.0/24"), net("b", "10.9.1.0/24"))
-    planned = plan_bridge(state, tiny_pool_config(), "br0", subnets=["192.0.2.0/24"], host_routes=no_routes)
+    planned = plan_network(state, tiny_pool_config(), "br0", subnets=["192.0.2.0/24"], host_routes=no_routes)
     assert planned.subnets[0].subnet == "192.0.2.0/24"
 
 
 def test_host_routes_are_not_consulted_when_subnets_are_given():
     # An explicit subnet may even overlap a host route: the user asked for it.
-    plan_bridge(State(), Config(), "br0", subnets=["fd00::/64"], host_routes=no_routes)
-    plan_bridge(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00::/64"], ip_range="10.0.0.0/25",
+    plan_network(State(), Config(), "br0", subnets=["fd00::/64"], host_routes=no_routes)
+    plan_network(State(), Config(), "br0", subnets=["10.0.0.0/24", "fd00::/64"], ip_range="10.0.0.0/25",
                 host_routes=no_routes)
 
 
 def test_host_routes_are_not_consulted_when_validation_fails():
     with pytest.raises(InvalidInput):
-        plan_bridge(State(), Config(), "a/b", host_routes=no_routes)
+        plan_network(State(), Config(), "a/b", host_routes=no_routes)
     with pytest.raises(InvalidInput):
-        plan_bridge(State(), Config(), "br0", mtu=10, host_routes=no_routes)
+        plan_network(State(), Config(), "br0", mtu=10, host_routes=no_routes)
     with pytest.raises(Conflict):
-        plan_bridge(state_with(net("br0", "10.0.0.0/24")), Config(), "br0", host_routes=no_routes)
+        plan_network(state_with(net("br0", "10.0.0.0/24")), Config(), "br0", host_routes=no_routes)
 
 
 def test_an_automatic_subnet_gets_the_configured_mtu():
-    planned = plan_bridge(State(), tiny_pool_config(mtu=9000), "br0")
+    planned = plan_network(State(), tiny_pool_config(mtu=9000), "br0")
     assert planned.mtu == 9000
 
 
 def test_a_small_mtu_is_refused_for_an_automatic_ipv6_subnet():
     config = Config(address_pools=(AddressPool(ipaddress.ip_network("fd00:9::/48"), 64),))
     with pytest.raises(InvalidInput, match="below 1280"):
-        plan_bridge(State(), config, "br0", mtu=1000)
+        plan_network(State(), config, "br0", mtu=1000)

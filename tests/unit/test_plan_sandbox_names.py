@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from cnet.core.sandboxes import host_ifname, random_mac
+from cnet.core.sandboxes import random_mac
+from cnet.drivers.bridge import host_ifname
 from cnet.errors import Conflict
 from cnet.model import Endpoint, State
 

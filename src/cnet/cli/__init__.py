@@ -86,6 +86,8 @@ def _terminated(signum, frame):
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = _global_debug(args)
+    if debug:
+        _log_debug_to_stderr()
     signal.signal(signal.SIGTERM, _terminated)
     if not args:
         _fail("missing command (see 'cnet --help')", 2)
@@ -110,6 +112,17 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"unexpected {type(e).__name__}: {e} (run with --debug for a traceback)", 1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _log_debug_to_stderr() -> None:
+    """--debug: cnet's own debug log (an undo step that failed, ...) on stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cnet: debug: %(message)s"))
+    log = logging.getLogger("cnet")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
 
 
 def _print_traceback() -> None:

@@ -25,8 +25,9 @@ def create():
 @click.pass_obj
 def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, exist_ok):
     """Create a bridge network NAME (the bridge device is called NAME)."""
-    obj.api.create_bridge(name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
-                          internal=internal, masquerade=not no_masquerade, icc=not no_icc, exist_ok=exist_ok)
+    obj.api.create_network("bridge", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
+                           internal=internal, masquerade=not no_masquerade,
+                           options={} if not no_icc else {"icc": False}, exist_ok=exist_ok)
     click.echo(name)
 
 

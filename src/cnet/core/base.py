@@ -15,14 +15,45 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from ..config import Config, config_path, load_config, with_overrides
+from ..errors import CnetError, Incomplete
 from ..model import State
 from ..kernel.handles import Kernel
 from ..resolver import Resolver
 from ..state import StateStore, state_path
+
+
+class Undo:
+    """The undo steps of one transaction, run in reverse when it leaves with an
+    exception (pop_all() first when it succeeded). A step that fails does not
+    hide the error that made the transaction fail: it is logged (shown with
+    --debug) and the steps after it still run."""
+
+    def __init__(self) -> None:
+        self._steps: list = []
+
+    def callback(self, step: Callable, *args, **kwargs) -> None:
+        self._steps.append((step, args, kwargs))
+
+    def pop_all(self) -> None:
+        self._steps = []
+
+    def __enter__(self) -> Undo:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        steps, self._steps = self._steps, []
+        for step, args, kwargs in reversed(steps):
+            try:
+                step(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - the transaction's own error is the one to report
+                import logging
+
+                logging.getLogger("cnet").debug("undo step %s%r failed: %s: %s", getattr(step, "__qualname__", step),
+                                                args, type(e).__name__, e, exc_info=True)
+        return False
 
 
 @dataclass
@@ -30,16 +61,33 @@ class Change:
     """One transaction in progress."""
 
     state: State
-    undo: ExitStack
+    undo: Undo
     kernel: Kernel
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the state is saved
     changed: bool = True  # False: the operation found nothing to do; the state file is not rewritten
     in_batch: bool = False  # part of `cnet batch`: the firewall and the state are written at its end
     hosts_networks: set[str] = field(default_factory=set)  # hosts files to rewrite once saved
     hosts_sandboxes: set[str] = field(default_factory=set)
+    leftovers: list[str] = field(default_factory=list)  # what a teardown could not remove
 
     def nothing_to_do(self) -> None:
         self.changed = False
+
+    def best_effort(self, what: str, step: Callable, *args) -> bool:
+        """One step of a teardown, past the point where it could be rolled back:
+        a failure is recorded (reported once the state is saved) and the
+        teardown goes on. False if the step failed: the caller keeps the
+        record of what `what` names."""
+        try:
+            step(*args)
+            return True
+        except (CnetError, OSError) as e:
+            self.leftovers.append(f"{what} ({e})")
+            return False
+
+    def incomplete(self) -> Incomplete:
+        return Incomplete("could not remove " + "; ".join(self.leftovers)
+                          + "; the state keeps their records: run the same delete again once the cause is fixed")
 
     def refresh_hosts(self, networks, sandboxes) -> None:
         """The hosts files of these networks and sandboxes follow the saved state."""
@@ -90,13 +138,15 @@ class CnetBase:
                 yield change
             return
         with self.store.locked(), Kernel() as kernel:
-            with ExitStack() as undo:
+            with Undo() as undo:
                 change = Change(self.store.load(), undo, kernel)
                 yield change
                 if change.changed:
                     self.store.save(change.state)
                 undo.pop_all()  # everything held: nothing to roll back
             self._after_save(change)
+        if change.leftovers:
+            raise change.incomplete()
 
     def _after_save(self, change: Change) -> None:
         """What follows from the saved state. The operation is done by now: a
@@ -117,7 +167,7 @@ class CnetBase:
         with self.store.locked(), Kernel() as kernel:
             state = self.store.load()
             b = self._batch = Batch(state, kernel, self._firewall_inputs(state))
-            b.total = Change(state, ExitStack(), kernel, changed=False)
+            b.total = Change(state, Undo(), kernel, changed=False)
             try:
                 yield
             finally:
@@ -140,7 +190,7 @@ class CnetBase:
         b = self._batch
         saved = b.state.snapshot()
         try:
-            with ExitStack() as undo:
+            with Undo() as undo:
                 change = Change(b.state, undo, b.kernel, in_batch=True)
                 yield change
                 undo.pop_all()
@@ -152,6 +202,8 @@ class CnetBase:
         b.total.changed |= change.changed
         b.total.refresh_hosts(change.hosts_networks, change.hosts_sandboxes)
         b.total.after += change.after
+        if change.leftovers:  # what the line did stays recorded; the batch stops here
+            raise change.incomplete()
 
     # -- the firewall and the sysctls that go with it ----------------------
 
@@ -159,7 +211,7 @@ class CnetBase:
     def _firewall_inputs(state: State):
         from ..firewall.plan import inputs
 
-        return inputs(state)
+        return inputs(state, firewall_needs)
 
     def _firewall_before(self, c: Change, needed: bool = True):
         """What the firewall follows before an operation changes the state, for
@@ -214,30 +266,22 @@ class CnetBase:
 
     @staticmethod
     def _sync_forwarding(c: Change) -> None:
-        """Host sysctls on while a network needs them, the values found before
-        restored when none does: forwarding for routed (not internal) networks,
-        br_netfilter's hooks for --no-icc ones (it is bridged traffic that
-        their rule must see)."""
+        """Host sysctls on while a network needs them (its driver says which:
+        forwarding for routed networks, br_netfilter's hooks for --no-icc
+        bridges), the values found before restored when none does."""
         from ..errors import OperationFailed
         from ..kernel import sysctl
 
         needed = set()
         for net in c.state.networks.values():
-            v6 = any(":" in s.subnet for s in net.subnets)
-            v4 = any(":" not in s.subnet for s in net.subnets)
-            if not net.internal:
-                needed |= {"net.ipv4.ip_forward"} if v4 else set()
-                needed |= {"net.ipv6.conf.all.forwarding"} if v6 else set()
-            if net.options.get("icc") is False:
-                needed |= {"net.bridge.bridge-nf-call-iptables"} if v4 else set()
-                needed |= {"net.bridge.bridge-nf-call-ip6tables"} if v6 else set()
+            needed |= firewall_needs(net).sysctls
         saved = c.state.host.setdefault("sysctls", {})
         for key in sorted(needed - saved.keys()):
             try:
                 saved[key] = sysctl.read(key)
             except OSError:
-                raise OperationFailed(f"sysctl {key} is missing: --no-icc needs the br_netfilter module"
-                                      " (modprobe br_netfilter)") from None
+                raise OperationFailed(f"sysctl {key} is missing: a kernel module is not loaded"
+                                      " (net.bridge.* come with br_netfilter: modprobe br_netfilter)") from None
             if saved[key] != "1":
                 sysctl.write(key, "1")
                 c.undo.callback(sysctl.write, key, saved[key])
@@ -248,6 +292,13 @@ class CnetBase:
                 c.undo.callback(sysctl.write, key, "1")
         if not saved:
             c.state.host.pop("sysctls")
+
+
+def firewall_needs(net):
+    """What a network asks of the host's firewall and sysctls, from its driver."""
+    from .. import drivers
+
+    return drivers.get(net.driver).firewall(net)
 
 
 def _forget_connections(ports) -> None:

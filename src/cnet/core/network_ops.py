@@ -1,7 +1,11 @@
-"""Operations on networks: create, inspect, delete."""
+"""Operations on networks: create, inspect, delete. The kind of network is its
+driver's business (drivers/): nothing here knows what a bridge is."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from .. import drivers
 from ..errors import Conflict, NotFound
 from ..model import Network, State
 from . import networks
@@ -9,32 +13,33 @@ from .base import CnetBase
 
 
 class NetworkOps(CnetBase):
-    def create_bridge(self, name: str, *, subnets=(), gateways=(), ip_range=None, mtu=None,
-                      internal=False, masquerade=True, icc=True, exist_ok=False) -> Network:
-        from ..drivers import bridge
-
-        request = dict(subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
-                       internal=internal, masquerade=masquerade)
+    def create_network(self, driver: str, name: str, *, subnets=(), gateways=(), ip_range=None, mtu=None,
+                       internal=False, masquerade=True, options=None, exist_ok=False) -> Network:
+        """A network of that driver; options: the driver's own (see its validate())."""
+        request = dict(driver=driver, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
+                       internal=internal, masquerade=masquerade, options=options)
         with self._change() as c:
             existing = c.state.networks.get(name)
             if existing is not None and exist_ok:
                 others = State(networks={k: v for k, v in c.state.networks.items() if k != name})
-                wanted = networks.plan_bridge(others, self.config, name, **request, icc=icc, host_routes=list)
+                wanted = networks.plan_network(others, self.config, name, **request, host_routes=list)
                 if not subnets:
-                    wanted.subnets = existing.subnets
+                    wanted = replace(wanted, subnets=existing.subnets)
                 if not existing.same_definition(wanted):
                     raise Conflict(f"network {name} exists with other settings")
                 c.nothing_to_do()
                 return existing
-            net = networks.plan_bridge(c.state, self.config, name, **request, icc=icc,
-                                       host_routes=lambda: c.kernel.netlink.route_networks())
-            if c.kernel.netlink.link_index(name) is not None:
-                raise Conflict(f"a link named {name} already exists on the host")
+            net = networks.plan_network(c.state, self.config, name, **request,
+                                        host_routes=lambda: c.kernel.netlink.route_networks())
             before = self._firewall_before(c)
-            bridge.create(net, c.kernel.netlink, c.undo)
+            drivers.get(driver).create(net, c.kernel, c.undo)
             c.state.networks[name] = net
             self._sync_firewall(c, before)
             return net
+
+    def create_bridge(self, name: str, *, icc=True, **settings) -> Network:
+        """create_network("bridge", ...); icc=False for --no-icc."""
+        return self.create_network("bridge", name, options={} if icc else {"icc": False}, **settings)
 
     def network(self, name: str) -> tuple[Network, State]:
         state = self.read_state()
@@ -44,18 +49,15 @@ class NetworkOps(CnetBase):
 
     def inspect_network(self, name: str) -> dict:
         """The network as recorded, its endpoints, and what the kernel shows of it."""
-        from ..drivers import bridge
         from ..kernel.handles import Kernel
 
         net, state = self.network(name)
         with Kernel() as kernel:
-            seen = bridge.inspect(net, kernel.netlink)
+            seen = drivers.get(net.driver).inspect(net, kernel)
         return {"network": net, "endpoints": state.endpoints_of_network(name), "kernel": seen}
 
     def delete_network(self, name: str, *, if_exists=False, force=False) -> bool:
         """Delete a network; False if it did not exist and if_exists was given."""
-        from ..drivers import bridge
-
         with self._change() as c:
             net = c.state.networks.get(name)
             if net is None:
@@ -68,14 +70,18 @@ class NetworkOps(CnetBase):
                 users = ", ".join(sorted({e.sandbox for e in attached}))
                 raise Conflict(f"network {name} is in use by sandbox(es) {users} (use --force to detach them)")
             # The state first, then the firewall (which can still be rolled
-            # back), then the endpoints and last the bridge (which cannot).
+            # back), then the endpoints and last the network's own objects
+            # (which cannot).
             before = self._firewall_before(c)
             removals = [self._drop_endpoint(c, ep) for ep in attached]
             del c.state.networks[name]
             self._sync_firewall(c, before)
-            for remove in removals:
-                remove()
-            bridge.delete(net, c.kernel.netlink)
+            # Each step is tried whatever the one before did (Change.best_effort).
+            detached = all([remove() for remove in removals])
+            deleted = c.best_effort(f"the kernel objects of network {name}", drivers.get(net.driver).delete,
+                                    net, c.kernel)
+            if not (detached and deleted):
+                c.state.networks[name] = net  # something of it is still there: so is its record
             owners = [e.sandbox for e in attached]
             c.refresh_hosts([name], owners)
             return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
+from .. import drivers
 from ..config import Config, iter_pool_subnets
 from ..errors import Conflict, InvalidInput
 from ..ipam import SubnetPool, overlaps, parse_cidr
@@ -15,19 +16,21 @@ from ..names import check_ifname
 MIN_IPV6_MTU = 1280  # below it the kernel turns IPv6 off on the link
 
 
-def plan_bridge(state: State, config: Config, name: str, *, subnets: Iterable[str] = (),
-                gateways: Iterable[str] = (), ip_range: str | None = None,
-                mtu: int | None = None, internal: bool = False, masquerade: bool = True,
-                icc: bool = True, host_routes: Callable[[], list] = list) -> Network:
-    """The network that `cnet create bridge` would make, validated in full."""
+def plan_network(state: State, config: Config, name: str, *, driver: str = "bridge",
+                 subnets: Iterable[str] = (), gateways: Iterable[str] = (), ip_range: str | None = None,
+                 mtu: int | None = None, internal: bool = False, masquerade: bool = True,
+                 options: dict | None = None, host_routes: Callable[[], list] = list) -> Network:
+    """The network that `cnet create DRIVER` would make, validated in full:
+    what every network has here, its driver's options by the driver."""
     check_ifname(name)
+    validate = drivers.get(driver).validate
     subnets, gateways = list(subnets), list(gateways)
     if len(gateways) > len(subnets):
         raise InvalidInput("each --gateway needs a --subnet it belongs to (the n-th gateway goes with the n-th subnet)")
     parsed = [parse_cidr(s) for s in subnets]
     versions = [n.version for n in parsed]
     if len(set(versions)) != len(versions):
-        raise InvalidInput("a bridge network takes at most one IPv4 and one IPv6 subnet")
+        raise InvalidInput(f"a {driver} network takes at most one IPv4 and one IPv6 subnet")
     pools = [SubnetPool(str(n), gateways[i] if i < len(gateways) else None) for i, n in enumerate(parsed)]
     if ip_range is not None:
         pools = _with_ip_range(pools, ip_range)
@@ -42,12 +45,11 @@ def plan_bridge(state: State, config: Config, name: str, *, subnets: Iterable[st
         pools = [SubnetPool(str(_pick_subnet(state, config, host_routes())))]
     if mtu < MIN_IPV6_MTU and any(p.version == 6 for p in pools):
         raise InvalidInput(f"MTU {mtu} is below {MIN_IPV6_MTU}, the least IPv6 works with")
-    return Network(
-        name=name, driver="bridge",
+    return validate(Network(
+        name=name, driver=driver,
         subnets=[Subnet(str(p.subnet), str(p.gateway), str(p.ip_range) if p.ip_range else None) for p in pools],
-        mtu=mtu, internal=internal, masquerade=masquerade and not internal,
-        options={} if icc else {"icc": False},
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        mtu=mtu, internal=internal, masquerade=masquerade and not internal, options=dict(options or {}),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds")))
 
 
 def _with_ip_range(pools: list[SubnetPool], ip_range: str) -> list[SubnetPool]:

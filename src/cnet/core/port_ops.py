@@ -8,7 +8,7 @@ from .. import portspec
 from ..errors import InvalidInput, NotFound
 from ..model import PortMapping
 from . import ports
-from .base import Change, CnetBase
+from .base import Change, CnetBase, firewall_needs
 
 
 class PortOps(CnetBase):
@@ -44,7 +44,7 @@ def add_mappings(c: Change, ns: str, spec: portspec.PortSpec, network: str | Non
     if ns not in c.state.sandboxes:
         raise NotFound(f"sandbox {ns} not found")
     owner = c.state.owner(ns)
-    ep = ports.choose_endpoint(c.state, owner, ns, network)
+    ep = ports.choose_endpoint(c.state, owner, ns, network, lambda net: firewall_needs(net).publish)
     families = ports.families_of(ep, spec, ns)
     if spec.host_ip is not None:
         _check_local_address(c, spec.host_ip)

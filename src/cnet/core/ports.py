@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Callable
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..model import Endpoint, PortMapping, State
+from ..model import Endpoint, Network, PortMapping, State
 from ..portspec import PortSpec, format_mapping
 
 ANY = {4: "0.0.0.0", 6: "::"}
@@ -22,7 +22,10 @@ def check_host_ip(spec: PortSpec) -> None:
             " (e.g. [::]:PORT:PORT or [2001:db8::1]:PORT:PORT)")
 
 
-def choose_endpoint(state: State, owner: str, ns: str, network: str | None) -> Endpoint:
+def choose_endpoint(state: State, owner: str, ns: str, network: str | None,
+                    publishable: Callable[[Network], bool] = lambda net: True) -> Endpoint:
+    """The endpoint a port is published on: the one on `network`, else the
+    first that can have published ports. publishable(net): its driver allows them."""
     mine = state.endpoints_of_sandbox(owner)
     if network is not None:
         if network not in state.networks:
@@ -35,7 +38,12 @@ def choose_endpoint(state: State, owner: str, ns: str, network: str | None) -> E
     usable = [e for e in mine if not state.networks[e.network].internal]
     if not usable:
         raise InvalidInput(f"network {mine[0].network} is internal: nothing from outside reaches it")
-    return usable[0]
+    allowed = [e for e in usable if publishable(state.networks[e.network])]
+    if not allowed:
+        net = state.networks[usable[0].network]
+        raise InvalidInput(f"network {net.name} is a {net.driver} network, whose sandboxes are on its"
+                           " LAN directly: nothing is published there (attach a bridge network to publish)")
+    return allowed[0]
 
 
 def families_of(ep: Endpoint, spec: PortSpec, ns: str) -> list[int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from .. import drivers
+from ..drivers.base import add_default_routes
 from ..errors import CnetError, InvalidInput, NotFound, OperationFailed
 from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
@@ -97,7 +99,6 @@ class SandboxOps(CnetBase):
             return ep
 
     def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None) -> Endpoint:
-        from ..drivers import bridge
         from ..kernel import netns
 
         owner = self._owner(c.state, ns)
@@ -108,13 +109,13 @@ class SandboxOps(CnetBase):
             raise InvalidInput(f"sandbox {ns} is the host's own namespace and cannot be attached")
         if not netns.exists(owner):
             raise self._gone(owner)
-        inside = c.kernel.inside(netns.path_of(owner))
+        path = netns.path_of(owner)
+        driver = drivers.get(net.driver)
         ep = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname,
-                                     present=inside.link_names())
-        ep.host_ifname = sandboxes.host_ifname(c.state, owner, network,
-                                               taken=lambda n: c.kernel.netlink.link_index(n) is not None)
+                                     present=c.kernel.inside(path).link_names())
+        ep = driver.plan_endpoint(c.state, net, ep, c.kernel)
         gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
-        bridge.attach(net, ep, netns.path_of(owner), c.kernel.netlink, inside, c.undo, gives_default)
+        driver.attach(net, ep, path, c.kernel, c.undo, gives_default)
         c.state.endpoints.append(ep)
         return ep
 
@@ -132,16 +133,18 @@ class SandboxOps(CnetBase):
             remove()
             c.refresh_hosts([network], [owner])
 
-    def _drop_endpoint(self, c: Change, ep: Endpoint, *, move_routes: bool = True) -> Callable[[], None]:
+    def _drop_endpoint(self, c: Change, ep: Endpoint, *, move_routes: bool = True) -> Callable[[], bool]:
         """Take an endpoint and its mappings out of the state. Returns the kernel
         work, to be done once the firewall no longer refers to the endpoint:
         deleting cannot be undone, so it comes after every step that can fail
         and be rolled back. If the endpoint carried the sandbox's default
-        routes, the next network of the sandbox gets them."""
-        from ..drivers import bridge
+        routes, the next network of the sandbox gets them. The work is
+        best-effort (Change.best_effort): it returns False, and puts the
+        endpoint's record back, if the endpoint could not be removed."""
         from ..kernel import netns
 
         state = c.state
+        net = state.networks[ep.network]
         was_default = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks) is ep
         state.endpoints.remove(ep)
         state.ports = [p for p in state.ports if not (p.sandbox == ep.sandbox and p.network == ep.network)]
@@ -149,12 +152,17 @@ class SandboxOps(CnetBase):
         if was_default and move_routes:
             successor = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks)
 
-        def remove() -> None:
-            bridge.detach(ep, c.kernel.netlink)
+        def remove() -> bool:
+            what = f"endpoint {ep.sandbox}/{ep.network}" + (f" (link {ep.host_ifname})" if ep.host_ifname else "")
+            if not c.best_effort(what, drivers.get(net.driver).detach, net, ep, c.kernel):
+                state.endpoints.append(ep)  # still in the kernel: still recorded (without its ports)
+                return False
             if successor is not None and netns.exists(ep.sandbox):
                 path = netns.path_of(ep.sandbox)
-                bridge.add_default_routes(state.networks[successor.network], c.kernel.inside(path))
+                c.best_effort(f"default routes of sandbox {ep.sandbox} via network {successor.network}",
+                              add_default_routes, state.networks[successor.network], c.kernel.inside(path))
                 c.kernel.forget(path)
+            return True
 
         return remove
 
@@ -187,12 +195,14 @@ class SandboxOps(CnetBase):
                 state.ports = [p for p in state.ports if p.sandbox != name]
             del state.sandboxes[name]
             self._sync_firewall(c, before)
-            # From here on nothing can be rolled back: the kernel objects go.
-            for remove in removals:
-                remove()
+            # From here on nothing can be rolled back: the kernel objects go,
+            # each step tried whatever the one before did.
+            gone = all([remove() for remove in removals])
             c.kernel.forget(netns.path_of(name))
-            netns.remove(name)
-            self.resolver.remove_sandbox(name)
+            gone &= c.best_effort(f"the name {netns.path_of(name)} of sandbox {name}", netns.remove, name)
+            c.best_effort(f"the resolver files of sandbox {name}", self.resolver.remove_sandbox, name)
+            if not gone and not joiners:
+                state.sandboxes[name] = sb  # something of it is still there: so is its record
             if sb.mode == "joined":
                 touched = [sb.target]
                 touched_networks = {e.network for e in state.endpoints_of_sandbox(sb.target)}

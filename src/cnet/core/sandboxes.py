@@ -9,11 +9,6 @@ import os
 import re
 from datetime import datetime, timezone
 
-try:  # CPython's own SHA-256, built in: hashlib loads OpenSSL first (~3 ms of every start)
-    from _sha256 import sha256
-except ImportError:  # another Python (3.12 calls it _sha2)
-    from hashlib import sha256
-
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ipam import SubnetPool
 from ..model import Endpoint, Network, Sandbox, State
@@ -62,19 +57,6 @@ def _check_ip(text: str, what: str) -> None:
         ipaddress.ip_address(text)
     except ValueError:
         raise InvalidInput(f"{what}: {text!r} is not an IP address") from None
-
-
-def host_ifname(state: State, owner: str, network: str, taken) -> str:
-    """The host side of a veth pair: 'cn' and 10 hex digits of a hash of
-    sandbox and network, so it is the same every time and fits in 15
-    characters; on the rare clash, the hash of the next salt."""
-    in_use = {e.host_ifname for e in state.endpoints}
-    for salt in range(100):
-        digest = sha256(f"{owner}\0{network}\0{salt}".encode()).hexdigest()
-        name = f"cn{digest[:10]}"
-        if name not in in_use and not taken(name):
-            return name
-    raise Conflict(f"no free host-side interface name for {owner} on {network}")
 
 
 def random_mac() -> str:

@@ -1,4 +1,5 @@
-"""The bridge driver: a network is a Linux bridge that holds the gateway addresses.
+"""The bridge driver: a network is a Linux bridge that holds the gateway
+addresses, and an endpoint a veth pair with one end on the bridge.
 
 The bridge is named after the network, carries cnet's tag in its ifalias (so
 cnet deletes only bridges it made), forwards at once (forward delay 0), and
@@ -9,23 +10,59 @@ link-local address). Every step is registered for undo as soon as it is done.
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
-from typing import TYPE_CHECKING
+from dataclasses import replace
+
+try:  # CPython's own SHA-256, built in: hashlib loads OpenSSL first (~3 ms of every start)
+    from _sha256 import sha256
+except ImportError:  # another Python (3.12 calls it _sha2)
+    from hashlib import sha256
 
 from .. import faults
+from ..errors import Conflict, InvalidInput, OperationFailed
 from ..kernel import sysctl
-from ..errors import OperationFailed
-from ..model import Endpoint, Network
+from ..model import Endpoint, Network, State
+from .base import FirewallNeeds, add_default_routes
 
-if TYPE_CHECKING:  # netlink is imported only where a handle is opened
-    from ..kernel.netlink import Netlink
+OPTIONS = {"icc"}  # icc: False for --no-icc (recorded only then)
 
 
 def owner_tag(name: str) -> str:
     return f"cnet network {name}"
 
 
-def create(net: Network, nl: Netlink, undo: ExitStack) -> None:
+def endpoint_tag(ep: Endpoint) -> str:
+    return f"cnet endpoint {ep.sandbox} {ep.network}"
+
+
+# -- the network -------------------------------------------------------------
+
+def validate(net: Network) -> Network:
+    unknown = set(net.options) - OPTIONS
+    if unknown:
+        raise InvalidInput(f"a bridge network has no option {', '.join(sorted(unknown))}")
+    options = {} if net.options.get("icc", True) else {"icc": False}
+    return replace(net, options=options, masquerade=net.masquerade and not net.internal)
+
+
+def firewall(net: Network) -> FirewallNeeds:
+    v4 = any(":" not in s.subnet for s in net.subnets)
+    v6 = any(":" in s.subnet for s in net.subnets)
+    sysctls = set()
+    if not net.internal:  # routed out of the bridge
+        sysctls |= {"net.ipv4.ip_forward"} if v4 else set()
+        sysctls |= {"net.ipv6.conf.all.forwarding"} if v6 else set()
+    icc = net.options.get("icc", True)
+    if not icc:
+        # --no-icc is a forward rule on bridged traffic: br_netfilter's hooks must see it
+        sysctls |= {"net.bridge.bridge-nf-call-iptables"} if v4 else set()
+        sysctls |= {"net.bridge.bridge-nf-call-ip6tables"} if v6 else set()
+    return FirewallNeeds(interface=net.name, publish=True, icc=icc, sysctls=frozenset(sysctls))
+
+
+def create(net: Network, kernel, undo) -> None:
+    nl = kernel.netlink
+    if nl.link_index(net.name) is not None:
+        raise Conflict(f"a link named {net.name} already exists on the host")
     index = nl.add_bridge(net.name, net.mtu)
     undo.callback(nl.delete_link, net.name)
     has_ipv6 = any(":" in s.subnet for s in net.subnets)
@@ -50,29 +87,45 @@ def create(net: Network, nl: Netlink, undo: ExitStack) -> None:
     nl.set_up(index)
 
 
-def delete(net: Network, nl: Netlink) -> bool:
+def delete(net: Network, kernel) -> bool:
     """Delete the bridge if it is there and is ours; False if there was nothing to delete."""
-    view = nl.link_view(net.name)
+    view = kernel.netlink.link_view(net.name)
     if view is None or view["alias"] != owner_tag(net.name):
         return False
-    return nl.delete_link(net.name)
+    return kernel.netlink.delete_link(net.name)
 
 
-def inspect(net: Network, nl: Netlink) -> dict | None:
+def inspect(net: Network, kernel) -> dict | None:
     """The kernel's view of the bridge, or None when it is missing."""
-    view = nl.link_view(net.name)
+    view = kernel.netlink.link_view(net.name)
     if view is not None:
         view["owned"] = view.pop("alias") == owner_tag(net.name)
     return view
 
 
-def endpoint_tag(ep: Endpoint) -> str:
-    return f"cnet endpoint {ep.sandbox} {ep.network}"
+# -- endpoints ---------------------------------------------------------------
+
+def host_ifname(state: State, owner: str, network: str, taken) -> str:
+    """The host side of a veth pair: 'cn' and 10 hex digits of a hash of
+    sandbox and network, so it is the same every time and fits in 15
+    characters; on the rare clash, the hash of the next salt."""
+    in_use = {e.host_ifname for e in state.endpoints}
+    for salt in range(100):
+        digest = sha256(f"{owner}\0{network}\0{salt}".encode()).hexdigest()
+        name = f"cn{digest[:10]}"
+        if name not in in_use and not taken(name):
+            return name
+    raise Conflict(f"no free host-side interface name for {owner} on {network}")
 
 
-def attach(net: Network, ep: Endpoint, sandbox_path: str, host: Netlink, inside: Netlink,
-           undo: ExitStack, default_route: bool) -> None:
+def plan_endpoint(state: State, net: Network, ep: Endpoint, kernel) -> Endpoint:
+    name = host_ifname(state, ep.sandbox, net.name, taken=lambda n: kernel.netlink.link_index(n) is not None)
+    return replace(ep, host_ifname=name)
+
+
+def attach(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo, default_route: bool) -> None:
     """Plug the sandbox at sandbox_path into the bridge with a veth pair."""
+    host, inside = kernel.netlink, kernel.inside(sandbox_path)
     bridge_index = host.bridge_index(net.name)
     if bridge_index is None:
         raise OperationFailed(f"the bridge of network {net.name} is missing from the kernel")
@@ -93,11 +146,7 @@ def attach(net: Network, ep: Endpoint, sandbox_path: str, host: Netlink, inside:
         add_default_routes(net, inside)
 
 
-def add_default_routes(net: Network, inside: Netlink) -> None:
-    for s in net.subnets:
-        inside.add_default_route(s.gateway)
-
-
-def detach(ep: Endpoint, host: Netlink) -> None:
+def detach(net: Network, ep: Endpoint, kernel) -> None:
     """Remove the veth pair (deleting one end deletes both); gone already is fine."""
-    host.delete_link(ep.host_ifname)
+    faults.checkpoint("detach")
+    kernel.netlink.delete_link(ep.host_ifname)

@@ -68,12 +68,13 @@ class Inputs(namedtuple("Inputs", "structure ports endpoints")):
         return FirewallPlan(self.structure, frozenset(dnat_entries(self.ports, self.endpoints)))
 
 
-def inputs(state: State) -> Inputs:
-    return Inputs(structure_of(state), tuple(state.ports), tuple(state.endpoints))
+def inputs(state: State, needs_of) -> Inputs:
+    """needs_of(network): what it asks of the firewall (drivers.base.FirewallNeeds), from its driver."""
+    return Inputs(structure_of(state, needs_of), tuple(state.ports), tuple(state.endpoints))
 
 
-def plan(state: State) -> FirewallPlan:
-    return inputs(state).plan()
+def plan(state: State, needs_of) -> FirewallPlan:
+    return inputs(state, needs_of).plan()
 
 
 def dnat_changes(before: Inputs, after: Inputs) -> tuple[frozenset[Dnat], frozenset[Dnat]]:
@@ -94,18 +95,19 @@ def dnat_changes(before: Inputs, after: Inputs) -> tuple[frozenset[Dnat], frozen
     return frozenset(old - new), frozenset(new - old)
 
 
-def structure_of(state: State) -> Structure:
+def structure_of(state: State, needs_of) -> Structure:
     bridges, internal, no_icc = [], [], []
     subnets = {4: [], 6: []}
     masq = {4: [], 6: []}
     for net in state.networks.values():
-        if net.driver != "bridge":
-            continue
-        bridges.append(net.name)
+        needs = needs_of(net)
+        if needs.interface is None:
+            continue  # the host's firewall has nothing to do for this network
+        bridges.append(needs.interface)
         if net.internal:
-            internal.append(net.name)
-        if net.options.get("icc") is False:
-            no_icc.append(net.name)
+            internal.append(needs.interface)
+        if not needs.icc:
+            no_icc.append(needs.interface)
         for s in net.subnets:
             version = ipaddress.ip_network(s.subnet).version
             subnets[version].append(s.subnet)

@@ -15,6 +15,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 
+from .. import faults
 from ..errors import Conflict, NotFound, OperationFailed
 
 NETNS_RUN_DIR = "/run/netns"
@@ -107,6 +108,7 @@ def bind(name: str, source: str) -> None:
 
 def remove(name: str) -> None:
     """Drop the name. The namespace itself goes when nothing else holds it."""
+    faults.checkpoint("netns-remove")
     path = path_of(name)
     _libc.umount2(path.encode(), MNT_DETACH)  # fails harmlessly if already unmounted
     with contextlib.suppress(FileNotFoundError):
