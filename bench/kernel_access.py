@@ -510,7 +510,8 @@ def inner(args) -> None:
     req_samples = {(name, c): [] for name, *_ in requests for c in ("pyroute2", "cnet")}
     for rnd in range(args.requests + 1):
         gc.collect()
-        for name, p_call, c_call, undo in requests:
+        k = rnd % len(requests)  # each request takes its turn first after the collection
+        for name, p_call, c_call, undo in requests[k:] + requests[:k]:
             pair = [("pyroute2", p_call), ("cnet", c_call)]
             for client, call in (pair if rnd % 2 else reversed(pair)):
                 t0 = time.perf_counter()
@@ -720,7 +721,8 @@ def report(args, rows, contents, inner_doc, notes) -> str:
         w("\nThe cnet column calls `src/cnet/kernel/netlink.py` (`_get_link`, `link_index`, `set_alias`, "
           "`add_address`, `add_default_route`, `add_veth` with `os.open` of the namespace, `link_names`). "
           "*pyroute2 / cnet* is the median of the run-by-run ratios. Cleanup after each call (address, route "
-          "and veth delete) is untimed; one `gc.collect()` per round, none per call.")
+          "and veth delete) is untimed; one `gc.collect()` per round, none per call; the order of the requests "
+          "rotates from round to round.")
         cold = [r for r in res if r["part"] == "cold"]
         keys = ["import", "open", "first request", "second request", "close"]
         w(f"\n### B. A fresh process: import, open, first and second `link_lookup` "
