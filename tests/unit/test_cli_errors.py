@@ -410,7 +410,7 @@ PROBE = textwrap.dedent("""\
                 raise ImportError(name + " is blocked by the test")
             return None
 
-    NETLINK = {"cnet.kernel.netlink", "cnet.kernel.conntrack"}
+    NETLINK = {"cnet.kernel.netlink", "cnet.kernel.conntrack", "cnet.kernel.pyroute"}
 
     sys.meta_path.insert(0, Blocker())
     sys.argv = ["cnet", *sys.argv[1:]]

@@ -77,7 +77,9 @@ class SandboxOps(CnetBase):
             c.state.sandboxes[name] = sb
             c.undo.callback(self.resolver.remove_sandbox, name)
             self.resolver.write_sandbox(sb, self.config.dns)
-            ep = self._attach(c, name, network, ips=ips) if network else None
+            # a namespace made just now has lo and nothing else: no need to ask it
+            present = {"lo"} if mode == "none" else None
+            ep = self._attach(c, name, network, ips=ips, present=present) if network else None
             mappings = []
             if specs:
                 before = self._firewall_before(c)
@@ -98,7 +100,9 @@ class SandboxOps(CnetBase):
             c.refresh_hosts([network], [ep.sandbox])
             return ep
 
-    def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None) -> Endpoint:
+    def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None,
+                present: set[str] | None = None) -> Endpoint:
+        """present: the sandbox's interface names, when known without asking the kernel."""
         from ..kernel import netns
 
         owner = self._owner(c.state, ns)
@@ -111,8 +115,9 @@ class SandboxOps(CnetBase):
             raise self._gone(owner)
         path = netns.path_of(owner)
         driver = drivers.get(net.driver)
-        ep = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname,
-                                     present=c.kernel.inside(path).link_names())
+        if present is None:
+            present = c.kernel.inside(path).link_names()
+        ep = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
         ep = driver.plan_endpoint(c.state, net, ep, c.kernel)
         gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
         driver.attach(net, ep, path, c.kernel, c.undo, gives_default)

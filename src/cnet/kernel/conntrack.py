@@ -18,9 +18,7 @@ def forget_ports(ports) -> int:
     (protocol, port) pairs; returns how many."""
     if _tracked() == 0:
         return 0  # a dump walks the whole table, shared by every namespace (~15 ms each)
-    from pyroute2 import Conntrack
-    from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+    from .pyroute import Conntrack, NetlinkError, NFCTAttrTuple
 
     deleted = 0
     with Conntrack() as ct:

@@ -7,9 +7,10 @@ bound to the namespace it was made in. That costs ~0.5 ms, where
 `IPRoute(netns=...)` forks a helper process (~12 ms) and, by default, creates
 a namespace that is missing (see docs/design-notes.md).
 
-This module imports pyroute2, which costs most of a command's start-up
-(bench/results/kernel-access.md): it is imported only where a handle is
-opened (handles.py), never by commands that only read the state.
+This module imports pyroute2 (through pyroute.py, at the least cost), which
+is most of a command's start-up (bench/results/kernel-access.md): it is
+imported only where a handle is opened (handles.py), never by commands that
+only read the state.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ import ipaddress
 import os
 import socket
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..errors import Conflict, NotFound, OperationFailed
+from .pyroute import IPRoute, NetlinkError
 
 IFA_F_NODAD = 0x02  # an address usable at once, without duplicate address detection
 RT_TABLE_MAIN = 254
@@ -60,13 +59,14 @@ class Netlink:
 
     def __init__(self, netns_path: str | None = None) -> None:
         self._bridges: dict[str, int | None] = {}
+        # nlm_echo: the kernel answers a new link with its description, index included
         if netns_path is None:
-            self.ipr = IPRoute()
+            self.ipr = IPRoute(nlm_echo=True)
         else:
             from .netns import entered
 
             with entered(netns_path):
-                self.ipr = IPRoute()
+                self.ipr = IPRoute(nlm_echo=True)
 
     def close(self) -> None:
         self.ipr.close()
@@ -102,8 +102,10 @@ class Netlink:
 
     def _new_link(self, what: str, **spec) -> int:
         try:
-            self.ipr.link("add", **spec)
-            return self.ipr.link("get", ifname=spec["ifname"])[0]["index"]
+            for link in self.ipr.link("add", **spec):
+                if link.get("index"):
+                    return link["index"]
+            return self.ipr.link("get", ifname=spec["ifname"])[0]["index"]  # no echo: ask
         except NetlinkError as e:
             raise _failed(what, e) from e
 
