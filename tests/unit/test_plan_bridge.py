@@ -12,9 +12,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cnet.config import AddressPool, Config
-from cnet.core.networks import plan_network
+from cnet.core import networks
 from cnet.errors import Conflict, InvalidInput
 from cnet.model import Network, State, Subnet
+
+
+def plan_network(*args, **kwargs):
+    """What `cnet create bridge` asks of the planner."""
+    return networks.plan_network(*args, driver="bridge", **kwargs)
 
 
 def net(name, *subnets, **kw):

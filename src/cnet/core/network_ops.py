@@ -37,10 +37,6 @@ class NetworkOps(CnetBase):
             self._sync_firewall(c, before)
             return net
 
-    def create_bridge(self, name: str, *, icc=True, **settings) -> Network:
-        """create_network("bridge", ...); icc=False for --no-icc."""
-        return self.create_network("bridge", name, options={} if icc else {"icc": False}, **settings)
-
     def network(self, name: str) -> tuple[Network, State]:
         state = self.read_state()
         if name not in state.networks:

@@ -16,7 +16,7 @@ from ..names import check_ifname
 MIN_IPV6_MTU = 1280  # below it the kernel turns IPv6 off on the link
 
 
-def plan_network(state: State, config: Config, name: str, *, driver: str = "bridge",
+def plan_network(state: State, config: Config, name: str, *, driver: str,
                  subnets: Iterable[str] = (), gateways: Iterable[str] = (), ip_range: str | None = None,
                  mtu: int | None = None, internal: bool = False, masquerade: bool = True,
                  options: dict | None = None, host_routes: Callable[[], list] = list) -> Network:
