@@ -67,13 +67,13 @@ GROWTH_WINDOW = 10
 # process-per-sandbox and the one-process paths at N = 500).
 FULL_PLAN = {
     "cnet-separate": [(1, None), (50, 10), (200, 10)],
-    "cnet-ns": [(1, None), (50, 10), (200, 10), (500, 10)],
-    "cnet-batch": [(1, None), (50, None), (200, None), (500, None)],
+    "cnet-ns": [(1, None), (30, None), (50, 10), (200, 10), (500, 10)],
+    "cnet-batch": [(1, None), (30, None), (50, None), (200, None), (500, None)],
     "cnet-api": [(1, None), (50, None), (200, None)],
-    "cni": [(1, None), (50, None), (200, None)],
-    "netavark": [(1, None), (50, None), (200, None)],
+    "cni": [(1, None), (30, None), (50, None), (200, None)],
+    "netavark": [(1, None), (30, None), (50, None), (200, None)],
     "pipework": [(1, None), (50, None), (200, None)],
-    "floor": [(1, None), (50, None), (200, None)],
+    "floor": [(1, None), (30, None), (50, None), (200, None)],
 }
 # --quick: every contender at N = 1 (so each one's code runs), and at N = 20
 # only those the 2-minute budget allows three runs of: cnet-api (close to
@@ -580,6 +580,26 @@ def targets(rows: list[dict], pub: dict | None) -> list[list[str]]:
     return out
 
 
+def targets_issue9(rows: list[dict]) -> list[list[str]]:
+    """Issue 9's targets (cnet on pyroute2) next to the figures of this run."""
+    out = []
+
+    def at(table, peer, n):
+        return table.get((peer, n), {}).get("median")
+
+    batch = ratio_table(rows, "cnet-batch", "setup")  # peer / batch
+    for peer, limit, label in (("cni", 0.2, "the CNI chain"), ("floor", 2.0, "`ip -batch` + `nft -f`")):
+        x = at(batch, peer, 200)
+        if x:
+            out.append([f"`cnet batch` per sandbox at N=200: at most {limit}x {label}",
+                        f"batch / {peer} = {1 / x:.2f}x", "yes" if 1 / x <= limit else "no"])
+    x = at(ratio_table(rows, "cnet-ns", "setup"), "cni", 30)
+    if x:
+        out.append(["`cnet create ns --network --publish` at N=30: at most 3x the CNI chain",
+                    f"cnet-ns / cni = {1 / x:.2f}x", "yes" if 1 / x <= 3 else "no"])
+    return out
+
+
 # -- the report ----------------------------------------------------------------
 
 def report(args, plan, rows, skipped, failed, pub, vers, wall, budget_note) -> str:
@@ -676,9 +696,9 @@ def report(args, plan, rows, skipped, failed, pub, vers, wall, budget_note) -> s
     notes = one_process_notes(rows)
     if notes:
         w("\n" + notes)
-    goals = targets(rows, pub)
+    goals = targets(rows, pub) + targets_issue9(rows)
     if goals:
-        w("\n### issue 5's targets against these figures (a comparison, not a test)\n")
+        w("\n### issue 5's and issue 9's targets against these figures (a comparison, not a test)\n")
         w(common.markdown_table(["target", "measured", "holds"], goals, align=["l", "l", "l"]))
 
     if skipped or failed:
