@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
 APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
 
-.PHONY: all system-deps venv test unit demo bench bench-deps bench-quick clean
+.PHONY: all system-deps venv test test-iptables unit demo bench bench-deps bench-quick clean
 
 all: test
 
@@ -31,6 +31,10 @@ venv: $(BIN)/cnet
 
 test: system-deps venv
 	$(BIN)/python -m pytest
+
+# The kernel tests again with the iptables backend (test_nat.py runs both backends anyway).
+test-iptables: system-deps venv
+	CNET_TEST_FIREWALL=iptables $(BIN)/python -m pytest tests/kernel
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

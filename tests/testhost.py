@@ -34,6 +34,8 @@ class TestHost:
     def __init__(self, name: str = "host"):
         self.name = name
         self.env: dict[str, str] = {}  # added to every command's environment (e.g. CNET_FIREWALL)
+        if os.environ.get("CNET_TEST_FIREWALL"):  # the whole suite on another backend (make test-iptables)
+            self.env["CNET_FIREWALL"] = os.environ["CNET_TEST_FIREWALL"]
         self.started: list[subprocess.Popen] = []
         self.proc = subprocess.Popen(
             ["unshare", "--net", "--mount", "--propagation", "private", "--",
