@@ -827,8 +827,10 @@ def main(argv: list[str] | None = None) -> None:
     os.replace(tmp_path, path)
     md = ""
     if not args.quick:
-        (common.RESULTS_DIR / "kernel-access.md").write_text(text, encoding="utf-8")
-        md = "; table: bench/results/kernel-access.md"
+        # the candidates' comparison (--variants) and cnet as it is (make bench) are kept apart
+        name = "kernel-access-variants.md" if args.variants else "kernel-access.md"
+        (common.RESULTS_DIR / name).write_text(text, encoding="utf-8")
+        md = f"; table: bench/results/{name}"
     print(f"raw figures: {os.path.relpath(path, ROOT)}{md}")
 
 

@@ -3,7 +3,7 @@
 Importing any pyroute2 module first runs the package's `__init__`, which
 imports every API pyroute2 has (IPVS, nl80211, WireGuard, devlink, ...):
 ~70 ms of the ~220 ms that `from pyroute2 import IPRoute` costs here
-(bench/results/kernel-access.md), for nothing cnet calls. So, unless pyroute2
+(bench/results/kernel-access-variants.md), for nothing cnet calls. So, unless pyroute2
 is loaded already, the package is made the way the import system makes it
 (`module_from_spec`) but its `__init__` is deferred: the submodules cnet
 needs are imported under it, and the first time anyone asks the package for
