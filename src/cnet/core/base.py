@@ -73,21 +73,21 @@ class Change:
     def nothing_to_do(self) -> None:
         self.changed = False
 
-    def best_effort(self, what: str, step: Callable, *args) -> bool:
+    def best_effort(self, doing: str, step: Callable, *args) -> bool:
         """One step of a teardown, past the point where it could be rolled back:
         a failure is recorded (reported once the state is saved) and the
         teardown goes on. False if the step failed: the caller keeps the
-        record of what `what` names."""
+        record of what it was removing. doing: "removing endpoint a/br0"."""
         try:
             step(*args)
             return True
         except (CnetError, OSError) as e:
-            self.leftovers.append(f"{what} ({e})")
+            self.leftovers.append(f"{doing} failed: {e}")
             return False
 
     def incomplete(self) -> Incomplete:
-        return Incomplete("could not remove " + "; ".join(self.leftovers)
-                          + "; the state keeps their records: run the same delete again once the cause is fixed")
+        return Incomplete("; ".join(self.leftovers) + "; the rest is done, and the state keeps the records of"
+                          " what is still there: the same command again finishes the job")
 
     def refresh_hosts(self, networks, sandboxes) -> None:
         """The hosts files of these networks and sandboxes follow the saved state."""

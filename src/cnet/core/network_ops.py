@@ -74,7 +74,7 @@ class NetworkOps(CnetBase):
             self._sync_firewall(c, before)
             # Each step is tried whatever the one before did (Change.best_effort).
             detached = all([remove() for remove in removals])
-            deleted = c.best_effort(f"the kernel objects of network {name}", drivers.get(net.driver).delete,
+            deleted = c.best_effort(f"deleting the kernel objects of network {name}", drivers.get(net.driver).delete,
                                     net, c.kernel)
             if not (detached and deleted):
                 c.state.networks[name] = net  # something of it is still there: so is its record

@@ -158,13 +158,13 @@ class SandboxOps(CnetBase):
             successor = sandboxes.default_route_endpoint(state, ep.sandbox, state.networks)
 
         def remove() -> bool:
-            what = f"endpoint {ep.sandbox}/{ep.network}" + (f" (link {ep.host_ifname})" if ep.host_ifname else "")
+            what = f"removing endpoint {ep.sandbox}/{ep.network}" + (f" (link {ep.host_ifname})" if ep.host_ifname else "")
             if not c.best_effort(what, drivers.get(net.driver).detach, net, ep, c.kernel):
                 state.endpoints.append(ep)  # still in the kernel: still recorded (without its ports)
                 return False
             if successor is not None and netns.exists(ep.sandbox):
                 path = netns.path_of(ep.sandbox)
-                c.best_effort(f"default routes of sandbox {ep.sandbox} via network {successor.network}",
+                c.best_effort(f"adding the default routes of sandbox {ep.sandbox} via network {successor.network}",
                               add_default_routes, state.networks[successor.network], c.kernel.inside(path))
                 c.kernel.forget(path)
             return True
@@ -204,8 +204,8 @@ class SandboxOps(CnetBase):
             # each step tried whatever the one before did.
             gone = all([remove() for remove in removals])
             c.kernel.forget(netns.path_of(name))
-            gone &= c.best_effort(f"the name {netns.path_of(name)} of sandbox {name}", netns.remove, name)
-            c.best_effort(f"the resolver files of sandbox {name}", self.resolver.remove_sandbox, name)
+            gone &= c.best_effort(f"removing {netns.path_of(name)} of sandbox {name}", netns.remove, name)
+            c.best_effort(f"removing the resolver files of sandbox {name}", self.resolver.remove_sandbox, name)
             if not gone and not joiners:
                 state.sandboxes[name] = sb  # something of it is still there: so is its record
             if sb.mode == "joined":
