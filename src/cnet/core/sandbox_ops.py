@@ -109,12 +109,13 @@ class SandboxOps(CnetBase):
         if not netns.exists(owner):
             raise self._gone(owner)
         inside = c.kernel.inside(netns.path_of(owner))
-        ep = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname,
-                                     present=inside.link_names())
-        ep.host_ifname = sandboxes.host_ifname(c.state, owner, network,
-                                               taken=lambda n: c.kernel.netlink.link_index(n) is not None)
+        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname,
+                                          present=inside.link_names())
+        ep = replace(ep, host_ifname=sandboxes.host_ifname(
+            c.state, owner, network, taken=lambda n: c.kernel.netlink.link_index(n) is not None))
         gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
         bridge.attach(net, ep, netns.path_of(owner), c.kernel.netlink, inside, c.undo, gives_default)
+        c.state.networks[network] = net  # its subnets' IPAM cursors moved
         c.state.endpoints.append(ep)
         return ep
 

@@ -1,0 +1,78 @@
+"""Planners take and return values: what they are given is left as it was
+(issue #9). `cnet batch` restores a failed line from a copy() that shares
+the state's objects, and a StateStore keeps its last state in memory, so a
+planner that changed an object in place would change those too."""
+
+import copy
+
+import pytest
+
+from cnet.core import sandboxes
+from cnet.errors import Conflict
+from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
+
+
+def two_stack_state() -> State:
+    """br0 (IPv4, cursor at .5) and dual0 (IPv4 and IPv6), with one sandbox on br0."""
+    return State(
+        networks={
+            "br0": Network("br0", "bridge", [Subnet("10.0.0.0/24", "10.0.0.1", last="10.0.0.5")], 1500),
+            "dual0": Network("dual0", "bridge", [Subnet("10.1.0.0/24", "10.1.0.1"),
+                                                 Subnet("fd00:1::/64", "fd00:1::1")], 1500),
+        },
+        sandboxes={"a": Sandbox("a"), "b": Sandbox("b")},
+        endpoints=[Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ["10.0.0.5/24"])],
+    )
+
+
+# --- plan_endpoint -----------------------------------------------------------
+
+def test_plan_endpoint_returns_the_network_with_its_cursor_moved_and_changes_nothing():
+    state = two_stack_state()
+    before = copy.deepcopy(state)
+    net = state.networks["br0"]
+    ep, moved = sandboxes.plan_endpoint(state, net, "b")
+    assert list(ep.addresses) == ["10.0.0.6/24"]
+    assert moved.subnets[0].last == "10.0.0.6"
+    assert moved is not net and moved.same_definition(net)
+    assert state == before  # networks, their subnets' cursors, endpoints: all as they were
+    assert net.subnets[0].last == "10.0.0.5"
+
+
+def test_the_next_plan_from_the_recorded_network_continues_after_the_cursor():
+    state = two_stack_state()
+    ep, moved = sandboxes.plan_endpoint(state, state.networks["br0"], "b")
+    state.networks["br0"] = moved  # what the attach operation records
+    state.endpoints.append(ep)
+    state.sandboxes["c"] = Sandbox("c")
+    ep2, moved2 = sandboxes.plan_endpoint(state, state.networks["br0"], "c")
+    assert list(ep2.addresses) == ["10.0.0.7/24"]
+    assert moved2.subnets[0].last == "10.0.0.7"
+    assert state.networks["br0"].subnets[0].last == "10.0.0.6"
+
+
+def test_a_dual_stack_plan_moves_both_cursors_of_the_copy_only():
+    state = two_stack_state()
+    before = copy.deepcopy(state)
+    ep, moved = sandboxes.plan_endpoint(state, state.networks["dual0"], "b")
+    assert list(ep.addresses) == ["10.1.0.2/24", "fd00:1::2/64"]
+    assert [s.last for s in moved.subnets] == ["10.1.0.2", "fd00:1::2"]
+    assert state == before
+
+
+def test_a_pinned_address_leaves_its_subnets_cursor_where_it_was():
+    state = two_stack_state()
+    ep, moved = sandboxes.plan_endpoint(state, state.networks["dual0"], "b", ips=["10.1.0.50"])
+    assert list(ep.addresses) == ["10.1.0.50/24", "fd00:1::2/64"]
+    assert [s.last for s in moved.subnets] == [None, "fd00:1::2"]
+    assert [s.last for s in state.networks["dual0"].subnets] == [None, None]
+
+
+def test_a_plan_refused_after_one_subnet_drew_an_address_changes_nothing():
+    state = two_stack_state()
+    state.endpoints.append(Endpoint("a", "dual0", "eth1", "cn2", "02:00:00:00:00:02",
+                                    ["10.1.0.9/24", "fd00:1::9/64"]))
+    before = copy.deepcopy(state)
+    with pytest.raises(Conflict):  # IPv4 draws 10.1.0.2, then the pinned IPv6 address is a's
+        sandboxes.plan_endpoint(state, state.networks["dual0"], "b", ips=["fd00:1::9"])
+    assert state == before
