@@ -76,3 +76,36 @@ def test_a_plan_refused_after_one_subnet_drew_an_address_changes_nothing():
     with pytest.raises(Conflict):  # IPv4 draws 10.1.0.2, then the pinned IPv6 address is a's
         sandboxes.plan_endpoint(state, state.networks["dual0"], "b", ips=["fd00:1::9"])
     assert state == before
+
+
+# --- _hand_over (delete ns of a stack that others joined) ----------------------
+
+def shared_stack_state() -> State:
+    """web owns a stack that side and log joined; db is on its own."""
+    return State(
+        networks=two_stack_state().networks,
+        sandboxes={"web": Sandbox("web"), "side": Sandbox("side", mode="joined", target="web"),
+                   "log": Sandbox("log", mode="joined", target="web"), "db": Sandbox("db")},
+        endpoints=[Endpoint("web", "br0", "eth0", "cn1", "02:00:00:00:00:01", ["10.0.0.2/24"]),
+                   Endpoint("db", "br0", "eth0", "cn2", "02:00:00:00:00:02", ["10.0.0.3/24"])],
+        ports=[PortMapping("web", "br0", "tcp", "0.0.0.0", 8080, 80),
+               PortMapping("db", "br0", "tcp", "0.0.0.0", 5432, 5432)],
+    )
+
+
+def test_hand_over_returns_the_new_collections_and_leaves_its_state_as_it_was():
+    from cnet.core.sandbox_ops import _hand_over
+
+    state = shared_stack_state()
+    before = copy.deepcopy(state)
+    containers = (state.sandboxes, state.endpoints, state.ports)
+    sandboxes, endpoints, ports = _hand_over(state, state.sandboxes["web"], ["side", "log"])
+
+    assert state == before
+    assert all(a is b for a, b in zip((state.sandboxes, state.endpoints, state.ports), containers))
+    assert sandboxes["side"] == Sandbox("side", mode="none", target=None)
+    assert sandboxes["log"] == Sandbox("log", mode="joined", target="side")
+    assert sandboxes["web"] is state.sandboxes["web"]  # still there: delete_ns deletes it
+    assert [(e.sandbox, e.host_ifname) for e in endpoints] == [("side", "cn1"), ("db", "cn2")]
+    assert [(p.sandbox, p.host_port) for p in ports] == [("side", 8080), ("db", 5432)]
+    assert endpoints[1] is state.endpoints[1] and ports[1] is state.ports[1]  # the others' objects are kept

@@ -178,7 +178,8 @@ class SandboxOps(CnetBase):
             before = self._firewall_before(c, needed=self._has_ports(state, name))
             joiners = state.joiners(name) if sb.mode != "joined" else []
             if joiners:
-                heir = _hand_over(state, sb, joiners)
+                heir = joiners[0]
+                state.sandboxes, state.endpoints, state.ports = _hand_over(state, sb, joiners)
                 touched_networks = {e.network for e in state.endpoints_of_sandbox(heir)}
                 touched = [heir]
             elif sb.mode != "joined":
@@ -281,14 +282,17 @@ def _adoptable(pid: int | None, path: str | None) -> str:
     return path
 
 
-def _hand_over(state: State, sb: Sandbox, joiners: list[str]) -> str:
-    """The owner of a shared stack is going: the first sandbox that joined it
-    becomes the owner, with the stack's mode, endpoints and mappings. (Objects
-    are replaced, not changed, so that a batch can restore its state.)"""
+def _hand_over(state: State, sb: Sandbox, joiners: list[str]) -> tuple[dict, list, list]:
+    """The sandboxes, endpoints and port mappings of state once the owner of
+    a shared stack (sb) is going: the first sandbox that joined it becomes
+    the owner, with the stack's mode, endpoints and mappings. New containers
+    of replaced objects: state is left as it was, and sb is still among the
+    sandboxes (the caller deletes it)."""
     heir = joiners[0]
-    state.sandboxes[heir] = replace(state.sandboxes[heir], mode=sb.mode, target=sb.target)
+    sandboxes = dict(state.sandboxes)
+    sandboxes[heir] = replace(sandboxes[heir], mode=sb.mode, target=sb.target)
     for other in joiners[1:]:
-        state.sandboxes[other] = replace(state.sandboxes[other], target=heir)
-    state.endpoints = [replace(e, sandbox=heir) if e.sandbox == sb.name else e for e in state.endpoints]
-    state.ports = [replace(p, sandbox=heir) if p.sandbox == sb.name else p for p in state.ports]
-    return heir
+        sandboxes[other] = replace(sandboxes[other], target=heir)
+    endpoints = [replace(e, sandbox=heir) if e.sandbox == sb.name else e for e in state.endpoints]
+    ports = [replace(p, sandbox=heir) if p.sandbox == sb.name else p for p in state.ports]
+    return sandboxes, endpoints, ports
