@@ -109,3 +109,16 @@ def test_hand_over_returns_the_new_collections_and_leaves_its_state_as_it_was():
     assert [(e.sandbox, e.host_ifname) for e in endpoints] == [("side", "cn1"), ("db", "cn2")]
     assert [(p.sandbox, p.host_port) for p in ports] == [("side", 8080), ("db", 5432)]
     assert endpoints[1] is state.endpoints[1] and ports[1] is state.ports[1]  # the others' objects are kept
+
+
+# --- other planners ------------------------------------------------------------
+
+def test_with_ip_range_returns_new_pools_and_leaves_the_given_list():
+    from cnet.core.networks import _with_ip_range
+    from cnet.ipam import SubnetPool
+
+    pools = [SubnetPool("10.2.0.0/16"), SubnetPool("fd00:2::/64")]
+    given = list(pools)
+    found = _with_ip_range(pools, "fd00:2::/80")
+    assert pools == given and all(a is b for a, b in zip(pools, given))
+    assert found[0] is pools[0] and found[1].ip_range is not None and pools[1].ip_range is None
