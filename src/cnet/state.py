@@ -10,10 +10,10 @@ Memory. A StateStore keeps the state it last saved, and the encoded line of
 each sandbox, endpoint and port mapping. Its next load returns a copy of that
 state when the file is still the one it wrote (same inode, size, mtime and
 serial), and its next save re-encodes only objects it has not written
-before: operations replace those objects and never change them in place
-(see State). So one process doing many operations (the API, `cnet batch`)
-pays for the whole file once, not per operation. Callers must not change
-objects they got from the state in place either.
+before: those objects are frozen values, which operations replace and
+never change (see model). So one process doing many operations (the API,
+`cnet batch`) pays for the whole file once, not per operation. Callers must
+not change the networks they got from the state in place either.
 
 Safety. Every read-modify-write holds an exclusive flock on a sibling lock
 file (`state.yaml.lock`), so concurrent cnet processes serialize. Writes go
@@ -109,7 +109,9 @@ def encode(state: State, serial: str | None = None, memo: dict | None = None) ->
         memo.clear()
 
     def flat(obj) -> str:
-        # sandboxes, endpoints and ports are flat: their attributes are what the file holds
+        # sandboxes, endpoints and ports are flat: their attributes are what the file holds.
+        # Keyed by id, which costs no hashing of the object: the memo holds the object, so
+        # its id is not reused, and a frozen object's line stays what it was.
         hit = earlier.get(id(obj))
         text = hit[1] if hit is not None and hit[0] is obj else _dumps(vars(obj))
         if memo is not None:

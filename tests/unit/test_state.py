@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -460,7 +461,8 @@ def test_a_store_reads_back_what_it_saved_without_sharing_containers(path):
     assert first == full_state()
     first.sandboxes.clear()
     first.endpoints.clear()
-    next(iter(first.networks.values())).subnets[0].last = "10.89.0.250"
+    name, net = next(iter(first.networks.items()))  # what an attach records
+    first.networks[name] = replace(net, subnets=[replace(net.subnets[0], last="10.89.0.250")])
     first.host["changed"] = True
     assert store.load() == full_state()  # a failed operation's changes do not leak into the next
 

@@ -122,3 +122,61 @@ def test_with_ip_range_returns_new_pools_and_leaves_the_given_list():
     found = _with_ip_range(pools, "fd00:2::/80")
     assert pools == given and all(a is b for a, b in zip(pools, given))
     assert found[0] is pools[0] and found[1].ip_range is not None and pools[1].ip_range is None
+
+
+# --- the model's values ----------------------------------------------------------
+
+VALUES = [
+    Subnet("10.0.0.0/24", "10.0.0.1"),
+    Sandbox("a", dns=["1.1.1.1"], hosts=["db:10.0.0.3"]),
+    Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ["10.0.0.2/24"]),
+    PortMapping("a", "br0", "tcp", "0.0.0.0", 8080, 80),
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_objects_that_are_replaced_never_changed_cannot_be_changed(value):
+    from dataclasses import FrozenInstanceError, fields, replace
+
+    with pytest.raises(FrozenInstanceError):
+        setattr(value, fields(value)[0].name, "other")
+    assert hash(value) == hash(replace(value)) and value == replace(value)
+
+
+def test_lists_given_become_tuples_and_the_state_file_holds_arrays():
+    import json
+
+    from cnet.state import decode, encode
+
+    ep = Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ["10.0.0.2/24"])
+    assert ep.addresses == ("10.0.0.2/24",)
+    assert ep == Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ("10.0.0.2/24",))
+    state = State(sandboxes={"a": Sandbox("a", dns=["1.1.1.1"])}, endpoints=[ep])
+    doc = json.loads(encode(state))
+    assert doc["endpoints"][0]["addresses"] == ["10.0.0.2/24"]
+    assert doc["sandboxes"]["a"]["dns"] == ["1.1.1.1"] and doc["sandboxes"]["a"]["hosts"] == []
+    assert ep.to_dict()["addresses"] == ["10.0.0.2/24"]  # to_dict is the file's plain dict
+    back = decode(encode(state), "state.yaml")
+    assert back == state and type(back.endpoints[0].addresses) is tuple
+    assert type(back.sandboxes["a"].dns) is tuple
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"sandbox": "a", "network": "br0", "ifname": "eth0", "host_ifname": "cn1", "mac": "m"}, "missing"),
+    ({"sandbox": "a", "network": "br0", "ifname": "eth0", "host_ifname": "cn1", "mac": "m",
+      "addresses": [], "colour": "red"}, "unexpected"),
+])
+def test_an_endpoint_of_the_file_with_a_field_missing_or_unknown_is_refused(entry, problem):
+    with pytest.raises(TypeError, match=problem):
+        Endpoint.from_dict(entry)
+
+
+def test_from_dict_fills_in_defaults_and_leaves_its_dict_as_it_was():
+    entry = {"sandbox": "a", "network": "br0", "protocol": "tcp", "host_ip": "0.0.0.0",
+             "host_port": 8080, "port": 80}
+    assert PortMapping.from_dict(entry).count == 1
+    assert Sandbox.from_dict({"name": "a"}) == Sandbox("a")
+    full = Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ["10.0.0.2/24"]).to_dict()
+    given = copy.deepcopy(full)
+    Endpoint.from_dict(full)
+    assert full == given and type(full["addresses"]) is list

@@ -58,7 +58,7 @@ class SandboxOps(CnetBase):
             if mode == "host" and network:
                 raise InvalidInput("a host-mode sandbox cannot be attached to a network")
             if mode == "adopted":
-                sb.target = _adoptable(pid, netns_path)
+                sb = replace(sb, target=_adoptable(pid, netns_path))
             source = {"joined": lambda: netns.path_of(sb.target), "adopted": lambda: sb.target,
                       "host": lambda: "/proc/thread-self/ns/net"}.get(mode)
             if mode == "joined" and not netns.exists(sb.target):

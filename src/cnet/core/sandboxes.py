@@ -54,7 +54,7 @@ def plan_sandbox(state: State, name: str, *, mode: str = "none", target: str | N
         _check_ip(ip, f"--add-host {entry}")
     if hostname is not None and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*", hostname):
         raise InvalidInput(f"hostname {hostname!r} is not a valid host name")
-    return Sandbox(name=name, mode=mode, target=target, dns=list(dns), hosts=list(add_hosts),
+    return Sandbox(name=name, mode=mode, target=target, dns=tuple(dns), hosts=tuple(add_hosts),
                    hostname=hostname, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
