@@ -180,3 +180,89 @@ def test_from_dict_fills_in_defaults_and_leaves_its_dict_as_it_was():
     given = copy.deepcopy(full)
     Endpoint.from_dict(full)
     assert full == given and type(full["addresses"]) is list
+
+
+# --- dnat_changes compares values ----------------------------------------------------
+
+def published_state() -> State:
+    """web and db on dual0 (IPv4 and IPv6), four mappings."""
+    return State(
+        networks={"dual0": two_stack_state().networks["dual0"]},
+        sandboxes={"web": Sandbox("web"), "db": Sandbox("db")},
+        endpoints=[Endpoint("web", "dual0", "eth0", "cn1", "02:00:00:00:00:01", ["10.1.0.2/24", "fd00:1::2/64"]),
+                   Endpoint("db", "dual0", "eth0", "cn2", "02:00:00:00:00:02", ["10.1.0.3/24"])],
+        ports=[PortMapping("web", "dual0", "tcp", "0.0.0.0", 8080, 80),
+               PortMapping("web", "dual0", "tcp", "::", 8080, 80),
+               PortMapping("db", "dual0", "udp", "0.0.0.0", 5353, 53),
+               PortMapping("db", "dual0", "tcp", "127.0.0.1", 9000, 7000, count=2)],
+    )
+
+
+def rebuilt(state: State) -> State:
+    """The same state made of new, equal objects (as a state file read again gives)."""
+    return State(state.networks, {n: Sandbox.from_dict(s.to_dict()) for n, s in state.sandboxes.items()},
+                 [Endpoint.from_dict(e.to_dict()) for e in state.endpoints],
+                 [PortMapping.from_dict(p.to_dict()) for p in state.ports])
+
+
+@pytest.fixture
+def looked_at(monkeypatch):
+    """The number of mappings dnat_changes turns into entries, call by call."""
+    from cnet.firewall import plan
+
+    counts = []
+    entries = plan.dnat_entries
+
+    def counting(ports, endpoints):
+        counts.append(len(ports))
+        return entries(ports, endpoints)
+
+    monkeypatch.setattr(plan, "dnat_entries", counting)
+    return counts
+
+
+def test_equal_but_new_mappings_and_endpoints_are_no_change_and_are_not_looked_at(looked_at):
+    from cnet.firewall.plan import dnat_changes, inputs
+
+    state = published_state()
+    again = rebuilt(state)
+    assert all(a is not b and a == b for a, b in zip(state.ports + state.endpoints, again.ports + again.endpoints))
+    assert dnat_changes(inputs(state), inputs(again)) == (frozenset(), frozenset())
+    assert looked_at == [0, 0]
+
+
+def test_a_new_mapping_among_rebuilt_ones_is_the_only_one_looked_at(looked_at):
+    from cnet.firewall.plan import Dnat, dnat_changes, inputs
+
+    state = published_state()
+    again = rebuilt(state)
+    again.ports.append(PortMapping("db", "dual0", "tcp", "0.0.0.0", 2222, 22))
+    gone, added = dnat_changes(inputs(state), inputs(again))
+    assert gone == frozenset()
+    assert added == {Dnat(4, "tcp", 2222, None, "10.1.0.3", 22)}
+    assert looked_at == [0, 1]
+
+
+def test_a_replaced_endpoint_with_new_addresses_moves_its_mappings_only(looked_at):
+    from dataclasses import replace
+
+    from cnet.firewall.plan import Dnat, dnat_changes, inputs
+
+    state = published_state()
+    again = rebuilt(state)
+    again.endpoints[0] = replace(again.endpoints[0], addresses=["10.1.0.9/24", "fd00:1::9/64"])
+    gone, added = dnat_changes(inputs(state), inputs(again))
+    assert gone == {Dnat(4, "tcp", 8080, None, "10.1.0.2", 80), Dnat(6, "tcp", 8080, None, "fd00:1::2", 80)}
+    assert added == {Dnat(4, "tcp", 8080, None, "10.1.0.9", 80), Dnat(6, "tcp", 8080, None, "fd00:1::9", 80)}
+    assert looked_at == [2, 2]  # web's two mappings; db's are not looked at
+
+
+def test_a_replaced_endpoint_with_the_same_addresses_is_no_change():
+    from dataclasses import replace
+
+    from cnet.firewall.plan import dnat_changes, inputs
+
+    state = published_state()
+    again = rebuilt(state)
+    again.endpoints[1] = replace(again.endpoints[1], host_ifname="cn9", mac="02:00:00:00:00:09")
+    assert dnat_changes(inputs(state), inputs(again)) == (frozenset(), frozenset())
