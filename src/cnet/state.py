@@ -79,21 +79,11 @@ def decode(text: str, path: str) -> State:
         raise StateFileError(f"state file {path} is malformed: {e}") from e
 
 
-def _object_encoder():
-    """json.dumps(obj) for one object a line. The C encoder is made once here:
-    JSONEncoder.encode makes a new one on every call, which costs as much as
-    encoding a small object (the state has thousands). Falls back to the
-    public API where there is no C encoder."""
-    plain = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return plain.encode
-    c = make(None, plain.default, json.encoder.c_encode_basestring, None, ": ", ", ", False, False, True)
-    return lambda obj: "".join(c(obj, 0))
+# json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")), with one encoder
+# for every call (json.dumps with these arguments makes a new one each time).
+# Non-ASCII is written as is (YAML reads it so).
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
-
-_dumps = _object_encoder()
-_dumps_str = json.encoder.encode_basestring  # a key: a JSON string, non-ASCII as is
 # Characters JSON leaves bare but YAML forbids in a file or reads as line breaks
 # (NEL, LS, PS): written as \uXXXX escapes, which both read back the same.
 _NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
@@ -121,9 +111,9 @@ def encode(state: State, serial: str | None = None, memo: dict | None = None) ->
     parts = [f'{{\n "version": {VERSION}']
     if serial is not None:
         parts.append(f' "serial": "{serial}"')
-    lines = ",\n".join(f"  {_dumps_str(k)}: {_dumps(v.to_dict())}" for k, v in state.networks.items())
+    lines = ",\n".join(f"  {_dumps(k)}: {_dumps(v.to_dict())}" for k, v in state.networks.items())
     parts.append(f' "networks": {{\n{lines}\n }}' if lines else ' "networks": {}')
-    lines = ",\n".join(f"  {_dumps_str(k)}: {flat(v)}" for k, v in state.sandboxes.items())
+    lines = ",\n".join(f"  {_dumps(k)}: {flat(v)}" for k, v in state.sandboxes.items())
     parts.append(f' "sandboxes": {{\n{lines}\n }}' if lines else ' "sandboxes": {}')
     for key, items in (("endpoints", state.endpoints), ("ports", state.ports)):
         lines = ",\n".join(f"  {flat(v)}" for v in items)
