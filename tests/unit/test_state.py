@@ -452,6 +452,40 @@ def test_an_object_that_is_not_json_is_a_type_error():
         _dumps({"a": object()})
 
 
+def one_call_each(objects):
+    return [json.dumps(vars(o), ensure_ascii=False, separators=(", ", ": ")) for o in objects]
+
+
+@pytest.mark.parametrize("hosts", [
+    ["db:10.0.0.3"],
+    ["a}, {b:10.0.0.3"],  # the text between two objects, inside a string: cut into one call each
+    ["}, {", "{}, {}"],
+    ['q"}, {"name": "x:10.0.0.3', "\\}, {\n\u2028é"],
+    [],
+])
+def test_the_lines_of_flat_objects_are_what_one_call_each_writes(hosts):
+    from cnet.state import _members
+
+    objects = [Sandbox("a", hosts=hosts), Endpoint("a", "br0", "eth0", "cn1", "m", ["10.0.0.2/24"]),
+               Sandbox("b", dns=["1.1.1.1"], hosts=hosts), PortMapping("a", "br0", "tcp", "0.0.0.0", 80, 80)]
+    assert ["{" + m + "}" for m in _members(objects)] == one_call_each(objects)
+    assert _members([]) == []
+
+
+flat_text = st.text(st.characters(max_codepoint=0xFFFF, blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(flat_text, st.lists(flat_text, max_size=3)), min_size=1, max_size=6))
+def test_any_text_in_flat_objects_is_written_as_one_call_each_would(fields):
+    from cnet.state import _members
+
+    objects = [Sandbox(name, hosts=hosts, hostname=name or None) for name, hosts in fields]
+    assert ["{" + m + "}" for m in _members(objects)] == one_call_each(objects)
+    state = State(sandboxes={f"s{i}": o for i, o in enumerate(objects)})
+    assert decode(encode(state), "x") == state
+
+
 # --- the state a store keeps in memory after its own save ---------------------------------
 
 def test_a_store_reads_back_what_it_saved_without_sharing_containers(path):
