@@ -73,10 +73,6 @@ def inputs(state: State) -> Inputs:
     return Inputs(structure_of(state), tuple(state.ports), tuple(state.endpoints))
 
 
-def plan(state: State) -> FirewallPlan:
-    return inputs(state).plan()
-
-
 def dnat_changes(before: Inputs, after: Inputs) -> tuple[frozenset[Dnat], frozenset[Dnat]]:
     """(entries gone, entries added) from before to after, by value. Only
     the mappings in one and not the other are looked at, and those in both
