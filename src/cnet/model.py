@@ -151,8 +151,9 @@ class State:
     """Everything cnet owns. The kernel is made to match it.
 
     Operations replace networks, sandboxes, endpoints and port mappings (new
-    objects) and never change them in place: copy() (and so snapshot() and
-    the state a StateStore keeps) shares them. Only its containers and the
+    objects) and never change them in place: copy() (and so the state a
+    batch restores after a failed line, and the one a StateStore keeps)
+    shares them. Only its containers and the
     host record are the operation's own to change."""
 
     networks: dict[str, Network] = field(default_factory=dict)
@@ -186,14 +187,10 @@ class State:
         return State(dict(self.networks), dict(self.sandboxes), list(self.endpoints), list(self.ports),
                      copy.deepcopy(self.host))
 
-    def snapshot(self) -> State:
-        """What restore() needs to undo an operation's changes: a copy()."""
-        return self.copy()
-
-    def restore(self, snapshot: State) -> None:
-        """Back to a snapshot, in this same object (operations hold it)."""
-        self.networks, self.sandboxes = snapshot.networks, snapshot.sandboxes
-        self.endpoints, self.ports, self.host = snapshot.endpoints, snapshot.ports, snapshot.host
+    def restore(self, saved: State) -> None:
+        """Back to a copy() taken before, in this same object (operations hold it)."""
+        self.networks, self.sandboxes = saved.networks, saved.sandboxes
+        self.endpoints, self.ports, self.host = saved.endpoints, saved.ports, saved.host
 
     def to_dict(self) -> dict:
         return {

@@ -1,4 +1,4 @@
-"""State.snapshot()/restore(): what `cnet batch` relies on to undo a failed line in memory."""
+"""State.copy()/restore(): what `cnet batch` relies on to undo a failed line in memory."""
 
 from dataclasses import replace
 
@@ -20,7 +20,7 @@ def sample() -> State:
 def test_restore_undoes_every_kind_of_change_an_operation_makes():
     state = sample()
     before = encode(state)
-    saved = state.snapshot()
+    saved = state.copy()
     state.networks["br1"] = Network("br1", "bridge", [], 1500)
     net = state.networks["br0"]  # an attach records its network with the IPAM cursor moved
     state.networks["br0"] = replace(net, subnets=[replace(net.subnets[0], last="10.0.0.9")])

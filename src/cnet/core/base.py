@@ -138,7 +138,7 @@ class CnetBase:
     @contextlib.contextmanager
     def _batch_line(self) -> Iterator[Change]:
         b = self._batch
-        saved = b.state.snapshot()
+        saved = b.state.copy()
         try:
             with ExitStack() as undo:
                 change = Change(b.state, undo, b.kernel, in_batch=True)
