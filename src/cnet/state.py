@@ -227,15 +227,6 @@ class StateStore:
         finally:
             os.close(fd)  # closing releases the flock
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[State]:
-        """Lock, load, hand the state to the caller; save it if the block ends
-        without an exception, leave the file untouched if it raises."""
-        with self.locked():
-            state = self.load()
-            yield state
-            self.save(state)
-
 
 def _stamp(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
