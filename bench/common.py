@@ -154,6 +154,8 @@ def build_state(sandboxes: int, networks: int = 1, ports: int = 0):
     """A State with `sandboxes` sandboxes, each with one endpoint on one of
     `networks` bridge networks (round robin), and `ports` port mappings on the
     first sandboxes. Deterministic, so every run measures the same document."""
+    from dataclasses import replace
+
     from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
 
     if networks < 1 or networks > 100:
@@ -174,6 +176,7 @@ def build_state(sandboxes: int, networks: int = 1, ports: int = 0):
         state.networks[net.name] = net
         nets.append(net)
     hosts_used = [1] * networks  # .1 is the gateway
+    last = [None] * networks  # the IPAM cursor of each network: its last address handed out
     for i in range(sandboxes):
         name = f"sb{i:05d}"
         state.sandboxes[name] = Sandbox(name=name, created=created)
@@ -182,7 +185,7 @@ def build_state(sandboxes: int, networks: int = 1, ports: int = 0):
         hosts_used[k] += 1
         h = hosts_used[k]
         addr = f"10.{100 + k}.{h >> 8}.{h & 0xFF}"
-        net.subnets[0].last = addr
+        last[k] = addr
         state.endpoints.append(Endpoint(
             sandbox=name,
             network=net.name,
@@ -191,6 +194,8 @@ def build_state(sandboxes: int, networks: int = 1, ports: int = 0):
             mac="02:42:%02x:%02x:%02x:%02x" % (100 + k, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF),
             addresses=[f"{addr}/16"],
         ))
+    for net, addr in zip(nets, last):
+        state.networks[net.name] = replace(net, subnets=[replace(net.subnets[0], last=addr)])
     for i in range(ports):
         e = state.endpoints[i % len(state.endpoints)]
         state.ports.append(PortMapping(

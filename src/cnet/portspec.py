@@ -24,9 +24,6 @@ class PortSpec:
     host_ip: str | None  # None: every host address (of each family the endpoint has)
     host_port: int | None  # None: pick a free one
 
-    def __str__(self) -> str:
-        return format_spec(self)
-
 
 def _port(text: str, spec: str) -> int:
     if not (text.isascii() and text.isdigit()):
@@ -102,17 +99,3 @@ def format_mapping(host_ip: str, host_port: int, port: int, protocol: str) -> st
     shown = f"[{host_ip}]" if ":" in host_ip else host_ip
     return f"{shown}:{host_port}->{port}/{protocol}"
 
-
-def format_spec(spec: PortSpec) -> str:
-    """Back to the grammar parse() reads (what unpublish matches against)."""
-    def span(first: int) -> str:
-        return f"{first}-{first + spec.count - 1}" if spec.count > 1 else str(first)
-
-    host = ""
-    if spec.host_ip is not None:
-        host = f"[{spec.host_ip}]:" if ":" in spec.host_ip else f"{spec.host_ip}:"
-    if spec.host_port is not None:
-        host += f"{span(spec.host_port)}:"
-    elif host:
-        host += ":"
-    return f"{host}{span(spec.port)}/{spec.protocol}"

@@ -35,10 +35,6 @@ def needs_of(net):
         return NO_FIREWALL
 
 
-def plan(state):
-    return firewall_plan.plan(state, needs_of)
-
-
 def inputs(state):
     return firewall_plan.inputs(state, needs_of)
 
@@ -211,12 +207,12 @@ def set_elements(script: str, name: str) -> list[str]:
 # --- plan -------------------------------------------------------------------
 
 def test_plan_golden():
-    assert plan(golden_state()) == GOLDEN_PLAN
+    assert inputs(golden_state()).plan() == GOLDEN_PLAN
     assert not GOLDEN_PLAN.empty
 
 
 def test_plan_of_an_empty_state():
-    assert plan(State()) == FirewallPlan()
+    assert inputs(State()).plan() == FirewallPlan()
     assert FirewallPlan().empty
 
 
@@ -229,18 +225,18 @@ def test_plan_leaves_out_networks_whose_driver_asks_nothing():
         asked.append(net.name)
         return needs_of(net) if net.driver == "bridge" else NO_FIREWALL
 
-    s = firewall_plan.plan(state, only_bridges).structure
+    s = firewall_plan.inputs(state, only_bridges).plan().structure
     assert sorted(asked) == ["br0", "mv0"]
     assert s.bridges == ("br0",) and s.subnets4 == ("10.51.0.0/24",)
     del state.networks["br0"]
-    assert plan(state).empty
-    assert nftables.render_full(plan(state)) == EMPTY_NFT
+    assert inputs(state).plan().empty
+    assert nftables.render_full(inputs(state).plan()) == EMPTY_NFT
 
 
 def test_plan_no_masquerade_network_is_not_masqueraded_but_still_hairpinned():
     state = golden_state()
     state.networks["dual0"].masquerade = False
-    s = plan(state).structure
+    s = inputs(state).plan().structure
     assert s.masquerade4 == () and s.masquerade6 == ()
     assert s.subnets4 == ("10.89.0.0/24", "10.90.0.0/24") and s.subnets6 == ("fd00:89::/64",)
 
@@ -248,21 +244,21 @@ def test_plan_no_masquerade_network_is_not_masqueraded_but_still_hairpinned():
 def test_plan_skips_a_mapping_whose_endpoint_is_gone():
     state = golden_state()
     state.endpoints = [e for e in state.endpoints if e.sandbox != "db"]
-    assert plan(state).dnat == GOLDEN_PLAN.dnat - {d for d in GOLDEN_PLAN.dnat if d.target_ip == "10.89.0.3"}
+    assert inputs(state).plan().dnat == GOLDEN_PLAN.dnat - {d for d in GOLDEN_PLAN.dnat if d.target_ip == "10.89.0.3"}
 
 
 def test_plan_ports_change_only_dnat():
     state = golden_state()
     state.ports = []
-    assert plan(state).structure == GOLDEN_PLAN.structure
-    assert plan(state).dnat == frozenset()
+    assert inputs(state).plan().structure == GOLDEN_PLAN.structure
+    assert inputs(state).plan().dnat == frozenset()
 
 
 def test_plan_ipv6_wildcard_written_in_full_is_a_wildcard():
     state = golden_state()
     ep = state.endpoints[2]  # db on dual0
     state.ports += ports.mappings_for("db", ep, parse("[0:0:0:0:0:0:0:0]:8443:443"), [6], 8443)
-    assert Dnat(6, "tcp", 8443, None, "fd00:89::3", 443) in plan(state).dnat
+    assert Dnat(6, "tcp", 8443, None, "fd00:89::3", 443) in inputs(state).plan().dnat
 
 
 # --- nftables: render_full --------------------------------------------------
@@ -272,12 +268,12 @@ def test_render_full_golden():
 
 
 def test_render_full_from_state():
-    assert nftables.render_full(plan(golden_state())) == GOLDEN_NFT
+    assert nftables.render_full(inputs(golden_state()).plan()) == GOLDEN_NFT
 
 
 def test_render_full_of_the_empty_plan_only_removes_the_table():
     assert nftables.render_full(FirewallPlan()) == EMPTY_NFT
-    assert nftables.render_full(plan(State())) == EMPTY_NFT
+    assert nftables.render_full(inputs(State()).plan()) == EMPTY_NFT
 
 
 def test_render_full_without_ports_has_empty_maps():
@@ -288,7 +284,7 @@ def test_render_full_without_ports_has_empty_maps():
 
 
 def _chains_of(n_networks, n_sandboxes, n_ports):
-    script = nftables.render_full(plan(scaled_state(n_networks, n_sandboxes, n_ports)))
+    script = nftables.render_full(inputs(scaled_state(n_networks, n_sandboxes, n_ports)).plan())
     return script, chain_blocks(script)
 
 
@@ -319,7 +315,7 @@ def test_rule_count_all_at_once():
     assert len(script.splitlines()) == len(GOLDEN_NFT.splitlines())  # elements grow lines, never their number
 
 
-# --- nftables: render_delta -------------------------------------------------
+# --- nftables: render_changes, of what dnat_changes finds --------------------
 
 def with_port(state: State, mapping: PortMapping) -> State:
     return State(networks=state.networks, sandboxes=state.sandboxes, endpoints=state.endpoints,
@@ -329,6 +325,12 @@ def with_port(state: State, mapping: PortMapping) -> State:
 def without_port(state: State, index: int) -> State:
     return State(networks=state.networks, sandboxes=state.sandboxes, endpoints=state.endpoints,
                  ports=state.ports[:index] + state.ports[index + 1:])
+
+
+def delta(old: State, new: State) -> str:
+    """The script that an operation taking old to new runs (the structure unchanged)."""
+    assert inputs(old).structure == inputs(new).structure
+    return nftables.render_changes(*dnat_changes(inputs(old), inputs(new)))
 
 
 @pytest.mark.parametrize("mapping, line", [
@@ -341,11 +343,8 @@ def without_port(state: State, index: int) -> State:
     (PortMapping("db", "dual0", "tcp", "fd00:89::1", 8443, 443),
      "add element inet cnet dnat6 { fd00:89::1 . tcp . 8443 : fd00:89::3 . 443 }\n"),
 ])
-def test_render_delta_add_one(mapping, line):
-    old = plan(golden_state())
-    new = plan(with_port(golden_state(), mapping))
-    assert new.structure == old.structure
-    assert nftables.render_delta(old, new) == line
+def test_render_changes_add_one(mapping, line):
+    assert delta(golden_state(), with_port(golden_state(), mapping)) == line
 
 
 @pytest.mark.parametrize("index, line", [
@@ -353,49 +352,43 @@ def test_render_delta_add_one(mapping, line):
     (1, "delete element inet cnet dnat4 { 127.0.0.1 . udp . 5353 }\n"),
     (2, "delete element inet cnet dnat6any { tcp . 8080 }\n"),
 ])
-def test_render_delta_remove_one(index, line):
-    old = plan(golden_state())
-    new = plan(without_port(golden_state(), index))
-    assert nftables.render_delta(old, new) == line
+def test_render_changes_remove_one(index, line):
+    assert delta(golden_state(), without_port(golden_state(), index)) == line
 
 
-def test_render_delta_range_is_one_element_per_port():
-    old = plan(golden_state())
-    new = plan(without_port(golden_state(), 3))
-    assert nftables.render_delta(old, new) == (
+def test_render_changes_of_a_range_is_one_element_per_port():
+    assert delta(golden_state(), without_port(golden_state(), 3)) == (
         "delete element inet cnet dnat4any { tcp . 9000 }\n"
         "delete element inet cnet dnat4any { tcp . 9001 }\n"
         "delete element inet cnet dnat4any { tcp . 9002 }\n")
 
 
-def test_render_delta_new_target_deletes_then_adds():
-    old = plan(golden_state())
+def test_render_changes_of_a_new_target_deletes_then_adds():
     state = golden_state()
     state.ports[0] = PortMapping("db", "dual0", "tcp", "0.0.0.0", 8080, 80)
-    assert nftables.render_delta(old, plan(state)) == (
+    assert delta(golden_state(), state) == (
         "delete element inet cnet dnat4any { tcp . 8080 }\n"
         "add element inet cnet dnat4any { tcp . 8080 : 10.89.0.3 . 80 }\n")
 
 
-def test_render_delta_nothing_changed():
-    assert nftables.render_delta(plan(golden_state()), plan(golden_state())) == ""
+def test_render_changes_of_nothing_is_nothing():
+    assert delta(golden_state(), golden_state()) == ""
+    assert nftables.render_changes(frozenset(), frozenset()) == ""
 
 
-def test_render_delta_is_one_line_with_500_ports():
+def test_render_changes_is_one_line_with_500_ports():
     base = scaled_state(1, 1, 500)
-    assert len(plan(base).dnat) == 500 + 125
+    assert len(inputs(base).plan().dnat) == 500 + 125
     ep = base.endpoints[0]
     target = ep.addresses[0].split("/")[0]
     added = with_port(base, PortMapping(ep.sandbox, ep.network, "tcp", "0.0.0.0", 30000, 8000))
-    delta = nftables.render_delta(plan(base), plan(added))
-    assert delta == f"add element inet cnet dnat4any {{ tcp . 30000 : {target} . 8000 }}\n"
+    assert delta(base, added) == f"add element inet cnet dnat4any {{ tcp . 30000 : {target} . 8000 }}\n"
     index = next(i for i, m in enumerate(base.ports) if m.host_port == 10006)
     assert base.ports[index].host_ip == "0.0.0.0"
-    removed = without_port(base, index)
-    delta = nftables.render_delta(plan(base), plan(removed))
-    assert delta == "delete element inet cnet dnat4any { tcp . 10006 }\n"
-    assert delta.count("\n") == 1
-    assert len(nftables.render_full(plan(added))) > 500 * len("tcp . 10000 : 10.100.0.2 . 80, ")
+    removed = delta(base, without_port(base, index))
+    assert removed == "delete element inet cnet dnat4any { tcp . 10006 }\n"
+    assert removed.count("\n") == 1
+    assert len(nftables.render_full(inputs(added).plan())) > 500 * len("tcp . 10000 : 10.100.0.2 . 80, ")
 
 
 # --- dnat_changes: the published ports an operation changed, without a whole plan ---
@@ -534,7 +527,7 @@ def test_iptables_family_without_subnets_has_no_masquerade():
 
 
 def test_iptables_rules_grow_linearly():
-    p = plan(scaled_state(50, 300, 1000))
+    p = inputs(scaled_state(50, 300, 1000)).plan()
     for family in (4, 6):
         lines = a_lines(iptables.render(p, family))
         isolation = [line for line in lines if "CNET-ISOLATION" in line]
@@ -566,7 +559,7 @@ def test_render_accept_empty_plan():
 
 
 def test_render_accept_two_rules_per_bridge():
-    p = plan(scaled_state(50, 1, 1))
+    p = inputs(scaled_state(50, 1, 1)).plan()
     assert len(a_lines(hostpolicy.render_accept(p))) == 2 * 50
 
 
@@ -585,15 +578,15 @@ def _nft_check_unavailable() -> str | None:
 @pytest.mark.parametrize("name", ["golden", "golden then delta add", "golden then delta remove",
                                   "no ports", "empty", "50 networks 1000 ports"])
 def test_nft_accepts_the_scripts(name):
-    golden = plan(golden_state())
-    added = plan(with_port(golden_state(), PortMapping("db", "dual0", "sctp", "fd00:89::1", 3868, 3868)))
+    with_sctp = with_port(golden_state(), PortMapping("db", "dual0", "sctp", "fd00:89::1", 3868, 3868))
+    golden, added = inputs(golden_state()).plan(), inputs(with_sctp).plan()
     scripts = {
         "golden": nftables.render_full(golden),
-        "golden then delta add": nftables.render_full(golden) + nftables.render_delta(golden, added),
-        "golden then delta remove": nftables.render_full(added) + nftables.render_delta(added, golden),
+        "golden then delta add": nftables.render_full(golden) + delta(golden_state(), with_sctp),
+        "golden then delta remove": nftables.render_full(added) + delta(with_sctp, golden_state()),
         "no ports": nftables.render_full(FirewallPlan(golden.structure)),
         "empty": nftables.render_full(FirewallPlan()),
-        "50 networks 1000 ports": nftables.render_full(plan(scaled_state(50, 300, 1000))),
+        "50 networks 1000 ports": nftables.render_full(inputs(scaled_state(50, 300, 1000)).plan()),
     }
     result = subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=scripts[name],
                             capture_output=True, text=True, timeout=60)

@@ -1,4 +1,6 @@
-"""State.snapshot()/restore(): what `cnet batch` relies on to undo a failed line in memory."""
+"""State.copy()/restore(): what `cnet batch` relies on to undo a failed line in memory."""
+
+from dataclasses import replace
 
 from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
 from cnet.state import encode
@@ -18,9 +20,10 @@ def sample() -> State:
 def test_restore_undoes_every_kind_of_change_an_operation_makes():
     state = sample()
     before = encode(state)
-    saved = state.snapshot()
+    saved = state.copy()
     state.networks["br1"] = Network("br1", "bridge", [], 1500)
-    state.networks["br0"].subnets[0].last = "10.0.0.9"  # the IPAM cursor moves in place
+    net = state.networks["br0"]  # an attach records its network with the IPAM cursor moved
+    state.networks["br0"] = replace(net, subnets=[replace(net.subnets[0], last="10.0.0.9")])
     state.sandboxes["b"] = Sandbox("b")
     del state.sandboxes["a"]
     state.endpoints.append(Endpoint("b", "br0", "eth0", "cn2", "02:00:00:00:00:02", ["10.0.0.3/24"]))

@@ -188,7 +188,7 @@ class CnetBase:
     @contextlib.contextmanager
     def _batch_line(self) -> Iterator[Change]:
         b = self._batch
-        saved = b.state.snapshot()
+        saved = b.state.copy()
         try:
             with Undo() as undo:
                 change = Change(b.state, undo, b.kernel, in_batch=True)

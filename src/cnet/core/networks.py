@@ -53,11 +53,11 @@ def plan_network(state: State, config: Config, name: str, *, driver: str,
 
 
 def _with_ip_range(pools: list[SubnetPool], ip_range: str) -> list[SubnetPool]:
+    """A new list of pools, the one of ip_range's family drawing from it."""
     rng = parse_cidr(ip_range, "ip-range")
     for i, p in enumerate(pools):
         if p.version == rng.version:
-            pools[i] = SubnetPool(str(p.subnet), str(p.gateway), ip_range)
-            return pools
+            return [*pools[:i], SubnetPool(str(p.subnet), str(p.gateway), ip_range), *pools[i + 1:]]
     raise InvalidInput(f"ip-range {ip_range} needs an IPv{rng.version} --subnet that contains it")
 
 

@@ -60,7 +60,7 @@ class SandboxOps(CnetBase):
             if mode == "host" and network:
                 raise InvalidInput("a host-mode sandbox cannot be attached to a network")
             if mode == "adopted":
-                sb.target = _adoptable(pid, netns_path)
+                sb = replace(sb, target=_adoptable(pid, netns_path))
             source = {"joined": lambda: netns.path_of(sb.target), "adopted": lambda: sb.target,
                       "host": lambda: "/proc/thread-self/ns/net"}.get(mode)
             if mode == "joined" and not netns.exists(sb.target):
@@ -117,10 +117,11 @@ class SandboxOps(CnetBase):
         driver = drivers.get(net.driver)
         if present is None:
             present = c.kernel.inside(path).link_names()
-        ep = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
+        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
         ep = driver.plan_endpoint(c.state, net, ep, c.kernel)
         gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
         driver.attach(net, ep, path, c.kernel, c.undo, gives_default)
+        c.state.networks[network] = net  # its subnets' IPAM cursors moved
         c.state.endpoints.append(ep)
         return ep
 
@@ -190,7 +191,8 @@ class SandboxOps(CnetBase):
             before = self._firewall_before(c, needed=self._has_ports(state, name))
             joiners = state.joiners(name) if sb.mode != "joined" else []
             if joiners:
-                heir = _hand_over(state, sb, joiners)
+                heir = joiners[0]
+                state.sandboxes, state.endpoints, state.ports = _hand_over(state, sb, joiners)
                 touched_networks = {e.network for e in state.endpoints_of_sandbox(heir)}
                 touched = [heir]
             elif sb.mode != "joined":
@@ -295,14 +297,17 @@ def _adoptable(pid: int | None, path: str | None) -> str:
     return path
 
 
-def _hand_over(state: State, sb: Sandbox, joiners: list[str]) -> str:
-    """The owner of a shared stack is going: the first sandbox that joined it
-    becomes the owner, with the stack's mode, endpoints and mappings. (Objects
-    are replaced, not changed, so that a batch can restore its state.)"""
+def _hand_over(state: State, sb: Sandbox, joiners: list[str]) -> tuple[dict, list, list]:
+    """The sandboxes, endpoints and port mappings of state once the owner of
+    a shared stack (sb) is going: the first sandbox that joined it becomes
+    the owner, with the stack's mode, endpoints and mappings. New containers
+    of replaced objects: state is left as it was, and sb is still among the
+    sandboxes (the caller deletes it)."""
     heir = joiners[0]
-    state.sandboxes[heir] = replace(state.sandboxes[heir], mode=sb.mode, target=sb.target)
+    sandboxes = dict(state.sandboxes)
+    sandboxes[heir] = replace(sandboxes[heir], mode=sb.mode, target=sb.target)
     for other in joiners[1:]:
-        state.sandboxes[other] = replace(state.sandboxes[other], target=heir)
-    state.endpoints = [replace(e, sandbox=heir) if e.sandbox == sb.name else e for e in state.endpoints]
-    state.ports = [replace(p, sandbox=heir) if p.sandbox == sb.name else p for p in state.ports]
-    return heir
+        sandboxes[other] = replace(sandboxes[other], target=heir)
+    endpoints = [replace(e, sandbox=heir) if e.sandbox == sb.name else e for e in state.endpoints]
+    ports = [replace(p, sandbox=heir) if p.sandbox == sb.name else p for p in state.ports]
+    return sandboxes, endpoints, ports

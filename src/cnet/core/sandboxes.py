@@ -7,11 +7,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ipam import SubnetPool
-from ..model import Endpoint, Network, Sandbox, State
+from ..model import Endpoint, Network, Sandbox, State, Subnet
 from ..names import check_ifname
 
 # Like Docker's container names: the name is also a file under /run/netns and
@@ -48,7 +49,7 @@ def plan_sandbox(state: State, name: str, *, mode: str = "none", target: str | N
         _check_ip(ip, f"--add-host {entry}")
     if hostname is not None and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*", hostname):
         raise InvalidInput(f"hostname {hostname!r} is not a valid host name")
-    return Sandbox(name=name, mode=mode, target=target, dns=list(dns), hosts=list(add_hosts),
+    return Sandbox(name=name, mode=mode, target=target, dns=tuple(dns), hosts=tuple(add_hosts),
                    hostname=hostname, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -75,10 +76,11 @@ def check_mac(mac: str) -> str:
 
 
 def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | None = None,
-                  ifname: str | None = None, present: set[str] = frozenset()) -> Endpoint:
-    """The endpoint that attaching owner's stack to net would make. Moves the
-    IPAM cursors of net's subnets (the caller saves the state only if the
-    attach succeeds). present: interface names already in the sandbox."""
+                  ifname: str | None = None, present: set[str] = frozenset()) -> tuple[Endpoint, Network]:
+    """The endpoint that attaching owner's stack to net would make, and net
+    with the IPAM cursors of its subnets moved past the addresses drawn (a
+    new Network: state and net are left as they are; the caller records it
+    if the attach succeeds). present: interface names already in the sandbox."""
     if any(e.network == net.name for e in state.endpoints_of_sandbox(owner)):
         raise Conflict(f"sandbox {owner} is already attached to network {net.name}")
     ours = {e.ifname for e in state.endpoints_of_sandbox(owner)}
@@ -90,11 +92,15 @@ def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | 
         ifname = next(f"eth{i}" for i in range(len(present) + len(ours) + 1)
                       if f"eth{i}" not in present and f"eth{i}" not in ours)
     mac = check_mac(mac) if mac else random_mac()
-    return Endpoint(sandbox=owner, network=net.name, ifname=ifname, host_ifname="",
-                    mac=mac, addresses=_addresses(state, net, ips))
+    addresses, subnets = _addresses(state, net, ips)
+    ep = Endpoint(sandbox=owner, network=net.name, ifname=ifname, host_ifname="",
+                  mac=mac, addresses=addresses)
+    return ep, replace(net, subnets=subnets)
 
 
-def _addresses(state: State, net: Network, ips) -> list[str]:
+def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]]:
+    """The endpoint's addresses, one per subnet, and the subnets with their
+    cursors after it (a pinned --ip leaves its subnet's cursor where it was)."""
     pools = [SubnetPool(s.subnet, s.gateway, s.ip_range) for s in net.subnets]
     pinned = {}
     for text in ips:
@@ -108,7 +114,7 @@ def _addresses(state: State, net: Network, ips) -> list[str]:
             raise InvalidInput(f"--ip given twice for IPv{version}; one address per subnet")
         pinned[version] = text
     used = {a.partition("/")[0] for e in state.endpoints_of_network(net.name) for a in e.addresses}
-    found = []
+    found, subnets = [], []
     for pool, subnet in zip(pools, net.subnets):
         if pool.version in pinned:
             ip = pool.check_request(pinned[pool.version], used)
@@ -117,9 +123,10 @@ def _addresses(state: State, net: Network, ips) -> list[str]:
                 ip = pool.allocate(used, subnet.last)
             except Conflict as e:
                 raise Conflict(f"network {net.name}: {e}") from None
-            subnet.last = str(ip)
+            subnet = replace(subnet, last=str(ip))
         found.append(f"{ip}/{pool.prefixlen}")
-    return found
+        subnets.append(subnet)
+    return found, subnets
 
 
 def default_route_endpoint(state: State, owner: str, networks: dict[str, Network]) -> Endpoint | None:

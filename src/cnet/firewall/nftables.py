@@ -108,11 +108,6 @@ def render_full(plan: FirewallPlan) -> str:
     return "".join(lines)
 
 
-def render_delta(old: FirewallPlan, new: FirewallPlan) -> str:
-    """A script that turns old's published ports into new's (same structure)."""
-    return render_changes(old.dnat - new.dnat, new.dnat - old.dnat)
-
-
 def render_changes(gone, added) -> str:
     """A script that takes out the `gone` entries and puts in the `added` ones."""
     lines = []
