@@ -142,7 +142,7 @@ def encode(state: State, serial: str | None = None, memo: dict | None = None) ->
         parts.append(f' "{key}": [\n{lines}\n ]' if lines else f' "{key}": []')
     parts.append(f' "host": {_dumps(state.host)}')
     text = ",\n".join(parts) + "\n}\n"
-    if text.isascii():
+    if text.isascii() and "\x7f" not in text:  # DEL is ASCII, and not printable for YAML
         return text
     return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 

@@ -551,3 +551,13 @@ def test_saving_again_reuses_the_lines_of_unchanged_objects_only():
     text = encode(state, "1" * 16, memo)
     assert json.loads(text)["ports"][0]["host_port"] == 9999
     assert len(memo) == len(state.sandboxes) + len(state.endpoints) + len(state.ports)  # no old objects kept
+
+
+def test_a_del_character_is_escaped_so_yaml_reads_the_file_back():
+    import yaml
+
+    state = State(sandboxes={"a": Sandbox("a", hosts=["odd\x7fname:10.0.0.3"])})
+    text = encode(state)
+    assert "\x7f" not in text and "\\u007f" in text
+    assert yaml.safe_load(text)["sandboxes"]["a"]["hosts"] == ["odd\x7fname:10.0.0.3"]
+    assert decode(text, "f").sandboxes["a"].hosts == ("odd\x7fname:10.0.0.3",)

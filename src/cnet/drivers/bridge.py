@@ -12,11 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-try:  # CPython's own SHA-256, built in: hashlib loads OpenSSL first (~3 ms of every start)
-    from _sha256 import sha256
-except ImportError:  # another Python (3.12 calls it _sha2)
-    from hashlib import sha256
-
 from .. import faults
 from ..errors import Conflict, InvalidInput, OperationFailed
 from ..kernel import sysctl
@@ -109,6 +104,8 @@ def host_ifname(state: State, owner: str, network: str, taken) -> str:
     """The host side of a veth pair: 'cn' and 10 hex digits of a hash of
     sandbox and network, so it is the same every time and fits in 15
     characters; on the rare clash, the hash of the next salt."""
+    from hashlib import sha256  # here: it loads OpenSSL (~3 ms), which only an attach needs
+
     in_use = {e.host_ifname for e in state.endpoints}
     for salt in range(100):
         digest = sha256(f"{owner}\0{network}\0{salt}".encode()).hexdigest()
