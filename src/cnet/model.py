@@ -125,7 +125,7 @@ class Endpoint(_Value):
     sandbox: str
     network: str
     ifname: str  # name inside the sandbox: eth0, eth1, ...
-    host_ifname: str  # host side of the veth pair
+    host_ifname: str  # the host-side link its driver made (a bridge: the veth's host end), or ""
     mac: str
     addresses: tuple[str, ...]  # CIDRs, e.g. ("172.26.0.2/16",)
 
