@@ -18,7 +18,9 @@ def forget_ports(ports) -> int:
     (protocol, port) pairs; returns how many."""
     if _tracked() == 0:
         return 0  # a dump walks the whole table, shared by every namespace (~15 ms each)
-    from .pyroute import Conntrack, NetlinkError, NFCTAttrTuple
+    from .pyroute import NetlinkError, conntrack
+
+    Conntrack, NFCTAttrTuple = conntrack()
 
     deleted = 0
     with Conntrack() as ct:

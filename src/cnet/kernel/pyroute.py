@@ -47,9 +47,16 @@ def _defer_package_init() -> None:
 
 _defer_package_init()
 
-from pyroute2.conntrack import Conntrack  # noqa: E402
 from pyroute2.iproute.linux import IPRoute  # noqa: E402
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
-from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple  # noqa: E402
 
-__all__ = ["Conntrack", "IPRoute", "NFCTAttrTuple", "NetlinkError"]
+__all__ = ["IPRoute", "NetlinkError", "conntrack"]
+
+
+def conntrack():
+    """(Conntrack, NFCTAttrTuple), imported on first use: only a change of
+    published UDP ports needs them."""
+    from pyroute2.conntrack import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+    return Conntrack, NFCTAttrTuple
