@@ -279,7 +279,7 @@ class CnetBase:
         for key in sorted(needed - saved.keys()):
             try:
                 saved[key] = sysctl.read(key)
-            except OSError:
+            except OperationFailed:  # sysctl.read's own error for a file that is not there
                 raise OperationFailed(f"sysctl {key} is missing: a kernel module is not loaded"
                                       " (net.bridge.* come with br_netfilter: modprobe br_netfilter)") from None
             if saved[key] != "1":
