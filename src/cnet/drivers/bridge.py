@@ -36,7 +36,7 @@ def validate(net: Network) -> Network:
     if unknown:
         raise InvalidInput(f"a bridge network has no option {', '.join(sorted(unknown))}")
     options = {} if net.options.get("icc", True) else {"icc": False}
-    return replace(net, options=options, masquerade=net.masquerade and not net.internal)
+    return replace(net, options=options)
 
 
 def firewall(net: Network) -> FirewallNeeds:
