@@ -21,8 +21,46 @@ from ..config import Config, config_path, load_config, with_overrides
 from ..errors import CnetError, Incomplete
 from ..model import State
 from ..kernel.handles import Kernel
+from ..owner import Owner
 from ..resolver import Resolver
 from ..state import StateStore, state_path
+
+
+class HeldSignals:
+    """SIGINT and SIGTERM, held while a transaction changes the kernel.
+
+    Python runs a signal handler between any two bytecodes, so a
+    KeyboardInterrupt raised at once could land between a kernel change and
+    the registration of its undo, and leave an object nobody records. Held,
+    the signal is only noted; the transaction stops at its next safe point
+    (check(): each time an undo step has been registered, and before the state
+    is written) and rolls back. One that comes after the state is written
+    lets the transaction finish: it is done by then."""
+
+    _pending: list[int] = []
+
+    @classmethod
+    def check(cls) -> None:
+        if cls._pending:
+            raise KeyboardInterrupt
+
+    @classmethod
+    @contextlib.contextmanager
+    def held(cls) -> Iterator[None]:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only: nothing to hold
+            return
+        saved = {sig: signal.signal(sig, lambda signum, frame: cls._pending.append(signum))
+                 for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+            cls._pending.clear()
 
 
 class Undo:
@@ -31,11 +69,14 @@ class Undo:
     hide the error that made the transaction fail: it is logged (shown with
     --debug) and the steps after it still run."""
 
-    def __init__(self) -> None:
+    def __init__(self, safe_points: bool = True) -> None:
         self._steps: list = []
+        self._safe_points = safe_points  # False: a held signal must not stop what registers here
 
     def callback(self, step: Callable, *args, **kwargs) -> None:
         self._steps.append((step, args, kwargs))
+        if self._safe_points:
+            HeldSignals.check()  # the change just made is registered: a transaction may stop here
 
     def pop_all(self) -> None:
         self._steps = []
@@ -113,6 +154,7 @@ class CnetBase:
                  firewall: str | None = None):
         self.warnings: list[str] = []  # for the user: things cnet cannot fix but that will bite
         self.store = StateStore(state_path(state))
+        self.owner = Owner(self.store.path)  # the tags of what this state file's operations make
         self.resolver = Resolver(self.store.path)
         self._config_arg = config
         self._firewall = firewall
@@ -137,10 +179,11 @@ class CnetBase:
             with self._batch_line() as change:
                 yield change
             return
-        with self.store.locked(), Kernel() as kernel:
-            with Undo() as undo:
+        with self.store.locked(), Kernel(self.owner) as kernel:
+            with HeldSignals.held(), Undo() as undo:
                 change = Change(self.store.load(), undo, kernel)
                 yield change
+                HeldSignals.check()
                 if change.changed:
                     self.store.save(change.state)
                 undo.pop_all()  # everything held: nothing to roll back
@@ -164,10 +207,11 @@ class CnetBase:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Run the operations called inside as one batch (see Batch)."""
-        with self.store.locked(), Kernel() as kernel:
+        with self.store.locked(), Kernel(self.owner) as kernel, HeldSignals.held():
             state = self.store.load()
             b = self._batch = Batch(state, kernel, self._firewall_inputs(state))
-            b.total = Change(state, Undo(), kernel, changed=False)
+            # The batch's own writes at its end run even after a signal stopped a line.
+            b.total = Change(state, Undo(safe_points=False), kernel, changed=False)
             try:
                 yield
             finally:
@@ -193,6 +237,7 @@ class CnetBase:
             with Undo() as undo:
                 change = Change(b.state, undo, b.kernel, in_batch=True)
                 yield change
+                HeldSignals.check()
                 undo.pop_all()
         except BaseException:
             b.state.restore(saved)
@@ -241,16 +286,17 @@ class CnetBase:
             # Only published ports can differ: the common case, in time proportional to the change.
             gone, added = dnat_changes(before, after)
             if gone or added:
-                firewall.update(name, gone, added, after.plan)
-                c.undo.callback(firewall.update, name, added, gone, before.plan)
+                firewall.update(name, gone, added, after.plan, self.owner)
+                c.undo.callback(firewall.update, name, added, gone, before.plan, self.owner)
                 self._forget_later(c, gone | added)
         else:
             old, new = before.plan(), after.plan()
             if not (new == old and old.empty):
-                self.warnings += firewall.sync(name, previous, old if previous else None, new)
+                self.warnings += firewall.sync(name, previous, old if previous else None, new, self.owner)
                 # undo: back to `old`, made by the backend that made it
                 undo_backend = previous or name
-                c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, new, old)
+                c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, new, old,
+                                self.owner)
                 self._forget_later(c, old.dnat ^ new.dnat)
         self._sync_forwarding(c)
 

@@ -48,7 +48,7 @@ class NetworkOps(CnetBase):
         from ..kernel.handles import Kernel
 
         net, state = self.network(name)
-        with Kernel() as kernel:
+        with Kernel(self.owner) as kernel:
             seen = drivers.get(net.driver).inspect(net, kernel)
         return {"network": net, "endpoints": state.endpoints_of_network(name), "kernel": seen}
 

@@ -65,6 +65,8 @@ class SandboxOps(CnetBase):
                       "host": lambda: "/proc/thread-self/ns/net"}.get(mode)
             if mode == "joined" and not netns.exists(sb.target):
                 raise self._gone(sb.target)
+            self.owner.mark_netns(name)  # before the name exists: never a namespace of ours untagged
+            c.undo.callback(self.owner.unmark_netns, name)
             if source is None:
                 netns.create(name)
             else:
@@ -206,8 +208,11 @@ class SandboxOps(CnetBase):
             # each step tried whatever the one before did.
             gone = all([remove() for remove in removals])
             c.kernel.forget(netns.path_of(name))
-            gone &= c.best_effort(f"removing {netns.path_of(name)} of sandbox {name}", netns.remove, name)
+            named = c.best_effort(f"removing {netns.path_of(name)} of sandbox {name}", netns.remove, name)
             c.best_effort(f"removing the resolver files of sandbox {name}", self.resolver.remove_sandbox, name)
+            if named:
+                self.owner.unmark_netns(name)  # after its name and files are gone (gc finishes a cut-short delete)
+            gone &= named
             if not gone and not joiners:
                 state.sandboxes[name] = sb  # something of it is still there: so is its record
             if sb.mode == "joined":
@@ -230,7 +235,7 @@ class SandboxOps(CnetBase):
         owner = state.owner(name)
         seen = None
         if netns.exists(name):
-            with Kernel() as kernel:
+            with Kernel(self.owner) as kernel:
                 inside = kernel.inside(netns.path_of(name))
                 seen = {"links": [inside.link_view(n) for n in sorted(inside.link_names())],
                         "routes": inside.routes_view()}

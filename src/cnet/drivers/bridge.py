@@ -1,7 +1,8 @@
 """The bridge driver: a network is a Linux bridge that holds the gateway
 addresses, and an endpoint a veth pair with one end on the bridge.
 
-The bridge is named after the network, carries cnet's tag in its ifalias (so
+The bridge is named after the network, carries its state file's tags
+(owner.py: a link group from the start, an ifalias once it is complete, so
 cnet deletes only bridges it made), forwards at once (forward delay 0), and
 has IPv6 only when the network has an IPv6 subnet (otherwise not even a
 link-local address). Every step is registered for undo as soon as it is done.
@@ -19,14 +20,6 @@ from ..model import Endpoint, Network, State
 from .base import FirewallNeeds, add_default_routes
 
 OPTIONS = {"icc"}  # icc: False for --no-icc (recorded only then)
-
-
-def owner_tag(name: str) -> str:
-    return f"cnet network {name}"
-
-
-def endpoint_tag(ep: Endpoint) -> str:
-    return f"cnet endpoint {ep.sandbox} {ep.network}"
 
 
 # -- the network -------------------------------------------------------------
@@ -58,7 +51,7 @@ def create(net: Network, kernel, undo) -> None:
     nl = kernel.netlink
     if nl.link_index(net.name) is not None:
         raise Conflict(f"a link named {net.name} already exists on the host")
-    index = nl.add_bridge(net.name, net.mtu)
+    index = nl.add_bridge(net.name, net.mtu, kernel.owner.group)
     undo.callback(nl.delete_link, net.name)
     has_ipv6 = any(":" in s.subnet for s in net.subnets)
     # The bridge is still down, so no link-local address has been made yet.
@@ -72,7 +65,6 @@ def create(net: Network, kernel, undo) -> None:
         # sends no neighbour solicitation for traffic it forwards, so the
         # first connections to a published IPv6 port would go unanswered.
         sysctl.write(("net", "ipv6", "conf", net.name, "accept_dad"), "0")
-    nl.set_alias(index, owner_tag(net.name))
     for s in net.subnets:
         nl.add_address(index, s.gateway_cidr)
     if not net.internal and any(":" not in s.subnet for s in net.subnets):
@@ -80,12 +72,19 @@ def create(net: Network, kernel, undo) -> None:
         sysctl.write(("net", "ipv4", "conf", net.name, "route_localnet"), "1")
     faults.checkpoint("bridge-addresses")
     nl.set_up(index)
+    nl.set_alias(index, kernel.owner.network_tag(net.name))  # last: the bridge is complete
+
+
+def _ours(net: Network, view: dict, owner) -> bool:
+    """The link named after the network is this state file's bridge: its tag,
+    or its group with no alias yet (its creator was stopped before the end)."""
+    return view["alias"] == owner.network_tag(net.name) or (not view["alias"] and view["group"] == owner.group)
 
 
 def delete(net: Network, kernel) -> bool:
     """Delete the bridge if it is there and is ours; False if there was nothing to delete."""
     view = kernel.netlink.link_view(net.name)
-    if view is None or view["alias"] != owner_tag(net.name):
+    if view is None or not _ours(net, view, kernel.owner):
         return False
     return kernel.netlink.delete_link(net.name)
 
@@ -94,7 +93,9 @@ def inspect(net: Network, kernel) -> dict | None:
     """The kernel's view of the bridge, or None when it is missing."""
     view = kernel.netlink.link_view(net.name)
     if view is not None:
-        view["owned"] = view.pop("alias") == owner_tag(net.name)
+        view["owned"] = _ours(net, view, kernel.owner)
+        for internal in ("alias", "group", "master"):
+            del view[internal]
     return view
 
 
@@ -128,11 +129,11 @@ def attach(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo, default_
         raise OperationFailed(f"the bridge of network {net.name} is missing from the kernel")
     fd = os.open(sandbox_path, os.O_RDONLY)
     try:
-        index = host.add_veth(ep.host_ifname, ep.ifname, fd, net.mtu, ep.mac, master=bridge_index)
+        index = host.add_veth(ep.host_ifname, ep.ifname, fd, net.mtu, ep.mac, master=bridge_index,
+                              group=kernel.owner.group)
     finally:
         os.close(fd)
     undo.callback(host.delete_link, ep.host_ifname)  # takes the peer with it
-    host.set_alias(index, endpoint_tag(ep))
     host.set_hairpin(index)
     peer = inside.link_index(ep.ifname)
     for cidr in ep.addresses:
@@ -141,6 +142,9 @@ def attach(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo, default_
     faults.checkpoint("attach-addresses")
     if default_route:
         add_default_routes(net, inside)
+    # Last: a host-side link with its tag is a complete endpoint (`cnet check`
+    # needs no look inside the sandbox to tell one cut short).
+    host.set_alias(index, kernel.owner.endpoint_tag(ep.sandbox, ep.network))
 
 
 def detach(net: Network, ep: Endpoint, kernel) -> None:

@@ -15,32 +15,33 @@ from collections.abc import Callable
 from .plan import Dnat, FirewallPlan
 
 
-def backend(name: str):
+def backend(name: str, owner):
+    """Backend `name` for the rules of owner (owner.Owner: whose table or chains)."""
     if name == "iptables":
         from .iptables import IptablesBackend
 
-        return IptablesBackend()
+        return IptablesBackend(owner)
     from .nftables import NftablesBackend
 
-    return NftablesBackend()
+    return NftablesBackend(owner)
 
 
-def sync(name: str, previous: str | None, old: FirewallPlan | None, new: FirewallPlan) -> list[str]:
+def sync(name: str, previous: str | None, old: FirewallPlan | None, new: FirewallPlan, owner) -> list[str]:
     """Make the kernel hold `new` with backend `name`; `previous` is the backend
     that made `old` (switching removes its rules). Returns warnings for the user."""
     from . import hostpolicy
 
     if previous and previous != name:
-        backend(previous).sync(old, FirewallPlan())
+        backend(previous, owner).sync(old, FirewallPlan())
         old = None
-    backend(name).sync(old, new)
+    backend(name, owner).sync(old, new)
     if old is not None and old.structure == new.structure:
         return []
-    return hostpolicy.sync(new)
+    return hostpolicy.sync(new, owner.iptables_chain("ACCEPT"))
 
 
-def update(name: str, gone: frozenset[Dnat], added: frozenset[Dnat], new: Callable[[], FirewallPlan]) -> None:
+def update(name: str, gone: frozenset[Dnat], added: frozenset[Dnat], new: Callable[[], FirewallPlan], owner) -> None:
     """Only published ports changed, and backend `name` holds the rest: take
     out `gone`, put in `added`. `new()` is the whole plan after the change,
     for a backend that rebuilds its rules (iptables) or a delta that failed."""
-    backend(name).update(gone, added, new)
+    backend(name, owner).update(gone, added, new)

@@ -31,35 +31,36 @@ def forward_policy_is_drop(tool: str) -> bool:
     return result.returncode == 0 and result.stdout.startswith("-P FORWARD DROP")
 
 
-def render_accept(plan: FirewallPlan) -> str:
-    lines = ["*filter\n", f":{CHAIN} - [0:0]\n", f"-F {CHAIN}\n"]
+def render_accept(plan: FirewallPlan, chain: str = CHAIN) -> str:
+    lines = ["*filter\n", f":{chain} - [0:0]\n", f"-F {chain}\n"]
     for bridge in plan.structure.bridges:
-        lines.append(f"-A {CHAIN} -i {bridge} -j ACCEPT\n")
-        lines.append(f"-A {CHAIN} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT\n")
+        lines.append(f"-A {chain} -i {bridge} -j ACCEPT\n")
+        lines.append(f"-A {chain} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT\n")
     lines.append("COMMIT\n")
     return "".join(lines)
 
 
-def sync(plan: FirewallPlan) -> list[str]:
-    """Put CNET-ACCEPT where the FORWARD policy is DROP, take it out when cnet
-    has no network left; return warnings about other dropping chains."""
+def sync(plan: FirewallPlan, chain: str = CHAIN) -> list[str]:
+    """Put CNET-ACCEPT (chain: its name for this state file) where the FORWARD
+    policy is DROP, take it out when cnet has no network left; return warnings
+    about other dropping chains."""
     warnings = []
     for family, (tool, restore) in TOOLS.items():
         if shutil.which(tool) is None:
             continue
-        has_jump = _run([tool, "-t", "filter", "-C", "FORWARD", "-j", CHAIN]).returncode == 0
+        has_jump = _run([tool, "-t", "filter", "-C", "FORWARD", "-j", chain]).returncode == 0
         if not plan.empty and forward_policy_is_drop(tool):
-            result = _run([restore, "--noflush"], render_accept(plan))
+            result = _run([restore, "--noflush"], render_accept(plan, chain))
             if result.returncode == 0 and not has_jump:
-                result = _run([tool, "-t", "filter", "-A", "FORWARD", "-j", CHAIN])
+                result = _run([tool, "-t", "filter", "-A", "FORWARD", "-j", chain])
             if result.returncode != 0:
                 warnings.append(f"the {tool} FORWARD policy is DROP and cnet could not add its accept rules:"
                                 f" {result.stderr.strip()}")
         elif has_jump or plan.empty:
-            while _run([tool, "-t", "filter", "-D", "FORWARD", "-j", CHAIN]).returncode == 0:
+            while _run([tool, "-t", "filter", "-D", "FORWARD", "-j", chain]).returncode == 0:
                 pass
-            _run([tool, "-t", "filter", "-F", CHAIN])
-            _run([tool, "-t", "filter", "-X", CHAIN])
+            _run([tool, "-t", "filter", "-F", chain])
+            _run([tool, "-t", "filter", "-X", chain])
     if not plan.empty:
         warnings += other_dropping_chains()
     return warnings
@@ -82,7 +83,7 @@ def other_dropping_chains() -> list[str]:
         chain = item.get("chain")
         if not chain or chain.get("hook") != "forward" or chain.get("policy") != "drop":
             continue
-        if chain["table"] == "cnet" or (chain["table"] == "filter" and chain["name"] == "FORWARD"):
+        if chain["table"].startswith("cnet") or (chain["table"] == "filter" and chain["name"] == "FORWARD"):
             continue
         found.append(f"chain {chain['name']} of table {chain['family']} {chain['table']} drops forwarded"
                      " traffic by default; traffic of cnet's networks may be dropped there")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..errors import OperationFailed
 from .plan import Dnat, FirewallPlan
 
-TABLE = "inet cnet"
+TABLE = "inet cnet"  # the default state file's; another's carries its id (owner.py)
 
 _CHAINS = """\
   chain prerouting {
@@ -82,13 +82,13 @@ def element_of(d: Dnat) -> str:
     return f"{key_of(d)} : {d.target_ip} . {d.target_port}"
 
 
-def render_full(plan: FirewallPlan) -> str:
-    """A script that replaces cnet's tables with the plan (or removes them when it is empty)."""
+def render_full(plan: FirewallPlan, table: str = TABLE) -> str:
+    """A script that replaces cnet's table with the plan (or removes it when it is empty)."""
     s = plan.structure
-    lines = [f"add table {TABLE}\ndelete table {TABLE}\n"]
+    lines = [f"add table {table}\ndelete table {table}\n"]
     if plan.empty:
         return "".join(lines)
-    lines.append(f"table {TABLE} {{\n")
+    lines.append(f"table {table} {{\n")
     lines.append(_set("bridges", "ifname", _quoted(s.bridges)))
     lines.append(_set("same", "ifname . ifname", [f'"{b}" . "{b}"' for b in s.bridges]))
     lines.append(_set("internal", "ifname", _quoted(s.internal)))
@@ -108,13 +108,13 @@ def render_full(plan: FirewallPlan) -> str:
     return "".join(lines)
 
 
-def render_changes(gone, added) -> str:
+def render_changes(gone, added, table: str = TABLE) -> str:
     """A script that takes out the `gone` entries and puts in the `added` ones."""
     lines = []
     for d in sorted(gone):
-        lines.append(f"delete element {TABLE} {map_of(d)} {{ {key_of(d)} }}\n")
+        lines.append(f"delete element {table} {map_of(d)} {{ {key_of(d)} }}\n")
     for d in sorted(added):
-        lines.append(f"add element {TABLE} {map_of(d)} {{ {element_of(d)} }}\n")
+        lines.append(f"add element {table} {map_of(d)} {{ {element_of(d)} }}\n")
     return "".join(lines)
 
 
@@ -173,6 +173,9 @@ def _run_with_library(script: str) -> str | None:
 class NftablesBackend:
     name = "nftables"
 
+    def __init__(self, owner) -> None:
+        self.table = f"inet {owner.nft_table}"
+
     def sync(self, old: FirewallPlan | None, new: FirewallPlan) -> None:
         """Make the kernel hold `new`, given that it holds `old` (None: unknown)."""
         if old is not None and old.structure == new.structure and not new.empty:
@@ -180,14 +183,14 @@ class NftablesBackend:
             return
         if old is not None and old.empty and new.empty:
             return
-        _nft(render_full(new))
+        _nft(render_full(new, self.table))
 
     def update(self, gone, added, new) -> None:
         """Only published ports changed: one element deleted or added per host port."""
-        delta = render_changes(gone, added)
+        delta = render_changes(gone, added, self.table)
         if not delta:
             return
         try:
             _nft(delta)
         except OperationFailed:  # the table is not what the state says (flushed by hand?): rebuild it whole
-            _nft(render_full(new()))
+            _nft(render_full(new(), self.table))

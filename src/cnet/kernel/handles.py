@@ -6,9 +6,13 @@ from __future__ import annotations
 class Kernel:
     """The kernel handles of one operation, opened on first use (so an
     operation that fails validation never loads netlink code) and closed at its
-    end: netlink on the host, and netlink inside each sandbox it touches."""
+    end: netlink on the host, and netlink inside each sandbox it touches.
+    owner: whose objects the operation makes (owner.Owner: the tags they get)."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner=None) -> None:
+        from ..owner import DEFAULT
+
+        self.owner = owner or DEFAULT
         self._host = None
         self._inside: dict[str, object] = {}
 

@@ -109,19 +109,23 @@ class Netlink:
         except NetlinkError as e:
             raise _failed(what, e) from e
 
-    def add_bridge(self, name: str, mtu: int) -> int:
-        """Create a bridge (forward delay 0, so ports forward at once), down."""
+    def add_bridge(self, name: str, mtu: int, group: int) -> int:
+        """Create a bridge (forward delay 0, so ports forward at once), down,
+        in link group `group`: set by the request that creates it (an ifalias
+        is not: the kernel takes it from RTM_SETLINK only), so a process
+        killed right after still leaves a link it can tell is its own."""
         return self._new_link(f"cannot create bridge {name}", ifname=name, kind="bridge", mtu=mtu,
-                              br_forward_delay=0)
+                              br_forward_delay=0, group=group)
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int, peer_mac: str,
-                 master: int) -> int:
-        """A veth pair in one request: `name` here, enslaved to master and up;
-        its peer born inside the other namespace (never here, where its name
-        could clash), down, with its MAC and MTU."""
+                 master: int, group: int) -> int:
+        """A veth pair in one request: `name` here, enslaved to master, up and
+        in link group `group` (see add_bridge); its peer born inside the other
+        namespace (never here, where its name could clash), down, with its
+        MAC and MTU."""
         return self._new_link(
             f"cannot create veth pair {name}/{peer}", ifname=name, kind="veth", mtu=mtu,
-            master=master, state="up",
+            master=master, state="up", group=group,
             peer={"ifname": peer, "net_ns_fd": peer_netns_fd, "address": peer_mac, "mtu": mtu})
 
     @_guarded("cannot list links")
@@ -171,6 +175,8 @@ class Netlink:
             "mtu": link.get("mtu"),
             "mac": link.get("address"),
             "alias": link.get("ifalias"),
+            "group": link.get("group"),
+            "master": link.get("master"),
             "addresses": addresses,
         }
 
