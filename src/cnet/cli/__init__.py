@@ -20,6 +20,7 @@ from .attach import attach, detach, exec_
 from .batch import batch
 from .create import create
 from .delete import delete, rm
+from .lifecycle import check, gc, restore
 from .ports import publish, unpublish
 from .show import inspect, ls
 
@@ -59,7 +60,8 @@ def cli(ctx, state, config, firewall, debug):
         ctx.call_on_close(ctx.obj.print_warnings)
 
 
-for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch):
+for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch,
+                check, restore, gc):
     cli.add_command(command)
 
 

@@ -21,6 +21,20 @@ is done.
         plug the sandbox at sandbox_path in, with ep's name, MAC and addresses,
         and (default_route) the default routes via the network's gateways.
     detach(net, ep, kernel)           unplug it; gone already is fine.
+
+For `cnet check` and `cnet restore` (core/lifecycle.py):
+
+    links(net, endpoints) -> set[str]
+        the host links that the network and these endpoints of it are.
+    survey_network(net, kernel, host_addresses) -> list[str]
+        what is wrong with the network's kernel objects, a phrase each;
+        host_addresses(name): the addresses on a host link.
+    repair_network(net, kernel, undo)  make them what the state says.
+    survey_endpoint(net, ep, kernel, inside) -> list[str]
+        the same for one endpoint; inside: a netlink handle in the sandbox to
+        look there too, or None for the host side only.
+    repair_endpoint(net, ep, sandbox_path, kernel, undo, default_route)
+        make the endpoint again, with its names, MAC and addresses.
 """
 
 from __future__ import annotations

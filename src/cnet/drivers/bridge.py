@@ -53,6 +53,11 @@ def create(net: Network, kernel, undo) -> None:
         raise Conflict(f"a link named {net.name} already exists on the host")
     index = nl.add_bridge(net.name, net.mtu, kernel.owner.group)
     undo.callback(nl.delete_link, net.name)
+    _configure(net, index, nl, kernel.owner, set())
+
+
+def _configure(net: Network, index: int, nl, owner, addresses: set[str]) -> None:
+    """Everything of the bridge but its creation; addresses: those it has already."""
     has_ipv6 = any(":" in s.subnet for s in net.subnets)
     # The bridge is still down, so no link-local address has been made yet.
     # (A host booted without IPv6 has no such sysctl, and nothing to turn off.)
@@ -66,13 +71,14 @@ def create(net: Network, kernel, undo) -> None:
         # first connections to a published IPv6 port would go unanswered.
         sysctl.write(("net", "ipv6", "conf", net.name, "accept_dad"), "0")
     for s in net.subnets:
-        nl.add_address(index, s.gateway_cidr)
+        if s.gateway_cidr not in addresses:
+            nl.add_address(index, s.gateway_cidr)
     if not net.internal and any(":" not in s.subnet for s in net.subnets):
         # lets 127.0.0.1:PORT of a published port be carried to a sandbox
         sysctl.write(("net", "ipv4", "conf", net.name, "route_localnet"), "1")
     faults.checkpoint("bridge-addresses")
     nl.set_up(index)
-    nl.set_alias(index, kernel.owner.network_tag(net.name))  # last: the bridge is complete
+    nl.set_alias(index, owner.network_tag(net.name))  # last: the bridge is complete
 
 
 def _ours(net: Network, view: dict, owner) -> bool:
@@ -151,3 +157,90 @@ def detach(net: Network, ep: Endpoint, kernel) -> None:
     """Remove the veth pair (deleting one end deletes both); gone already is fine."""
     faults.checkpoint("detach")
     kernel.netlink.delete_link(ep.host_ifname)
+
+
+# -- check and restore (core/lifecycle.py) -------------------------------------
+
+def links(net: Network, endpoints) -> set[str]:
+    """The host links the network and these endpoints of it are."""
+    return {net.name} | {ep.host_ifname for ep in endpoints if ep.host_ifname}
+
+
+def survey_network(net: Network, kernel, host_addresses) -> list[str]:
+    """What is wrong with the bridge, a phrase each ("missing link br0").
+    host_addresses(name): the addresses the kernel has on a host link."""
+    from ..kernel import sysfs
+
+    link = sysfs.link(net.name)
+    if link is None:
+        return [f"missing link {net.name}"]
+    owner = kernel.owner
+    if link.alias != owner.network_tag(net.name):
+        if link.alias or link.group != owner.group:
+            return [f"link {net.name} is not cnet's (ifalias {link.alias!r}): cnet leaves it alone"]
+        return [f"incomplete link {net.name} (its creation was cut short)"]
+    problems = []
+    have = set(host_addresses(net.name))
+    problems += [f"missing address {s.gateway_cidr} on link {net.name}" for s in net.subnets
+                 if s.gateway_cidr not in have]
+    if not link.up:
+        problems.append(f"link {net.name} is down")
+    if link.mtu != net.mtu:
+        problems.append(f"link {net.name} has MTU {link.mtu}, the state {net.mtu}")
+    localnet = ("net", "ipv4", "conf", net.name, "route_localnet")
+    if not net.internal and any(":" not in s.subnet for s in net.subnets) and sysctl.read(localnet) != "1":
+        problems.append(f"sysctl {'.'.join(localnet)} is not 1")
+    return problems
+
+
+def repair_network(net: Network, kernel, undo) -> None:
+    """Make the bridge what the state says: made when it is missing, else
+    set right where it stands (its ports stay on it)."""
+    nl = kernel.netlink
+    view = nl.link_view(net.name)
+    if view is None:
+        create(net, kernel, undo)
+        return
+    if not _ours(net, view, kernel.owner):
+        raise Conflict(f"a link named {net.name} that is not cnet's is on the host: cnet leaves it alone")
+    if view["mtu"] != net.mtu:
+        nl.set_mtu(view["index"], net.mtu)
+    _configure(net, view["index"], nl, kernel.owner, set(view["addresses"]))
+
+
+def survey_endpoint(net: Network, ep: Endpoint, kernel, inside) -> list[str]:
+    """What is wrong with the endpoint's veth pair. inside: the netlink handle
+    of the sandbox's namespace, to look there too; None to look at the host
+    side only (a complete tag there means the endpoint was made whole)."""
+    from ..kernel import sysfs
+
+    link = sysfs.link(ep.host_ifname)
+    if link is None:
+        return [f"missing link {ep.host_ifname}"]
+    if link.alias != kernel.owner.endpoint_tag(ep.sandbox, ep.network):
+        return [f"incomplete link {ep.host_ifname} (its making was cut short, or it is another's)"]
+    problems = []
+    if link.master != net.name:
+        problems.append(f"link {ep.host_ifname} is not a port of bridge {net.name}")
+    if not link.up:
+        problems.append(f"link {ep.host_ifname} is down")
+    if inside is not None:
+        view = inside.link_view(ep.ifname)
+        if view is None:
+            return problems + [f"missing link {ep.ifname} in the sandbox"]
+        if view["mac"] != ep.mac:
+            problems.append(f"link {ep.ifname} in the sandbox has MAC {view['mac']}, the state {ep.mac}")
+        problems += [f"missing address {a} on {ep.ifname} in the sandbox" for a in ep.addresses
+                     if a not in view["addresses"]]
+        if not view["up"]:
+            problems.append(f"link {ep.ifname} in the sandbox is down")
+    return problems
+
+
+def repair_endpoint(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo, default_route: bool) -> None:
+    """Make the endpoint again, with the same names, MAC and addresses."""
+    kernel.netlink.delete_link(ep.host_ifname)  # its peer goes with it
+    inside = kernel.inside(sandbox_path)
+    if inside.link_index(ep.ifname) is not None:  # a link of that name that is not our veth's peer
+        raise Conflict(f"the sandbox already has a link {ep.ifname} that is not cnet's endpoint on {net.name}")
+    attach(net, ep, sandbox_path, kernel, undo, default_route)

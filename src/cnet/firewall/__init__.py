@@ -45,3 +45,8 @@ def update(name: str, gone: frozenset[Dnat], added: frozenset[Dnat], new: Callab
     out `gone`, put in `added`. `new()` is the whole plan after the change,
     for a backend that rebuilds its rules (iptables) or a delta that failed."""
     backend(name, owner).update(gone, added, new)
+
+
+def differences(name: str, plan: FirewallPlan, owner) -> list[str]:
+    """How backend `name`'s rules in the kernel differ from `plan`, a line each."""
+    return backend(name, owner).differences(plan)

@@ -81,6 +81,29 @@ def _masquerade_rules(s, family: int, P: str) -> list[str]:
     return out
 
 
+def new_needs_family(plan: FirewallPlan, family: int) -> bool:
+    return not plan.empty and (family == 4 or bool(plan.structure.subnets6))
+
+
+def _rules_by_chain(text: str, P: str) -> dict[str, list[str]]:
+    """The "-A" lines of cnet's chains, and the jumps to them from other
+    chains, by chain, in order, as iptables-save writes them (a lone address
+    gets its /32 or /128)."""
+    import re
+
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != "-A":
+            continue
+        if not words[1].startswith(P) and f"-j {P}" not in line:
+            continue
+        line = re.sub(r"(-[sd] )([0-9a-fA-F.:]+)(?=\s)", lambda m: m.group(1) + m.group(2) + (
+            "" if "/" in m.group(2) else "/128" if ":" in m.group(2) else "/32"), line + " ").rstrip()
+        found.setdefault(words[1], []).append(line)
+    return found
+
+
 def _run(cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, input=stdin, capture_output=True, text=True)
@@ -114,6 +137,39 @@ class IptablesBackend:
                 if _run([tool, "-t", table, "-C", builtin, "-j", P + chain]).returncode != 0:
                     _check(_run([tool, "-t", table, where, builtin, "-j", P + chain]),
                            f"cannot jump from {builtin} to {P}{chain}")
+
+    def differences(self, plan: FirewallPlan) -> list[str]:
+        """How cnet's chains in the kernel differ from what `plan` makes, a line each."""
+        P = self.prefix
+        lines = []
+        for family in (4, 6):
+            tool, _ = TOOLS[family]
+            save = tool + "-save"
+            if shutil.which(save) is None:
+                if new_needs_family(plan, family):
+                    lines.append(f"{save} is missing: cnet's IPv{family} rules cannot be read")
+                continue
+            have = {}
+            for table in CHAINS:
+                listed = _run([save, "-t", table])
+                have.update(_rules_by_chain(listed.stdout if listed.returncode == 0 else "", P))
+            wanted = {} if plan.empty else _rules_by_chain(render(plan, family, P), P)
+            if not plan.empty:
+                for table, builtin, chain, _ in JUMPS:
+                    wanted.setdefault(builtin, []).append(f"-A {builtin} -j {P}{chain}")
+            for chain in sorted(wanted.keys() | have.keys()):
+                want, got = wanted.get(chain, []), have.get(chain, [])
+                if want != got:
+                    where = f"{tool} chain {chain}"
+                    if not got:
+                        lines.append(f"missing {where} ({len(want)} rules)" if chain.startswith(P)
+                                     else f"{tool}: the jump from {chain} to cnet's chain is missing")
+                    elif not want:
+                        lines.append(f"extra {where} (the state has no network that needs it)")
+                    else:
+                        lines.append(f"{where}: {len(got)} rules where cnet makes {len(want)}"
+                                     if len(got) != len(want) else f"{where}: rules differ from the state's")
+        return lines
 
     def update(self, gone, added, new) -> None:
         """iptables has no maps: the chains are rebuilt whole."""

@@ -122,25 +122,33 @@ def _nft(script: str) -> None:
     """Run an nft script as one transaction: through libnftables in this
     process where it is installed (no process to start: ~1 ms instead of
     5-20), else through the nft command."""
-    errors = _run_with_library(script)
-    if errors is None:
-        import subprocess  # only without libnftables
-
-        try:
-            result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise OperationFailed("the nftables backend needs nft (install nftables, or use --firewall iptables)") from None
-        errors = result.stderr if result.returncode != 0 else ""
+    errors, _ = _run(script)
     if errors:
         first = next((line for line in errors.splitlines() if line.strip()), "unknown error")
         raise OperationFailed(f"nft refused cnet's rules: {first}")
 
 
+def _run(script: str, json_output: bool = False) -> tuple[str, str]:
+    """(errors, output) of an nft script: errors "" when it succeeded."""
+    found = _run_with_library(script, json_output)
+    if found is not None:
+        return found
+    import subprocess  # only without libnftables
+
+    try:
+        result = subprocess.run(["nft", *(["-j"] if json_output else []), "-f", "-"], input=script,
+                                capture_output=True, text=True)
+    except FileNotFoundError:
+        raise OperationFailed("the nftables backend needs nft (install nftables, or use --firewall iptables)") from None
+    return (result.stderr or "failed") if result.returncode != 0 else "", result.stdout
+
+
 _library = []  # [CDLL] once loaded, [None] if there is none
+NFT_CTX_OUTPUT_JSON = 1 << 4
 
 
-def _run_with_library(script: str) -> str | None:
-    """The errors nft reported ("" for none), or None without libnftables."""
+def _run_with_library(script: str, json_output: bool) -> tuple[str, str] | None:
+    """(errors, output) as _run, or None without libnftables."""
     if not _library:
         import ctypes
 
@@ -152,9 +160,12 @@ def _run_with_library(script: str) -> str | None:
             lib.nft_ctx_new.restype = ctypes.c_void_p
             lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
             lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
-            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
-            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
-            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            for name in ("nft_ctx_buffer_error", "nft_ctx_buffer_output"):
+                getattr(lib, name).argtypes = [ctypes.c_void_p]
+            for name in ("nft_ctx_get_error_buffer", "nft_ctx_get_output_buffer"):
+                getattr(lib, name).restype = ctypes.c_char_p
+                getattr(lib, name).argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
             lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         _library.append(lib)
     lib = _library[0]
@@ -163,11 +174,56 @@ def _run_with_library(script: str) -> str | None:
     ctx = lib.nft_ctx_new(0)
     try:
         lib.nft_ctx_buffer_error(ctx)
-        if lib.nft_run_cmd_from_buffer(ctx, script.encode()) == 0:
-            return ""
-        return (lib.nft_ctx_get_error_buffer(ctx) or b"unknown error").decode(errors="replace")
+        lib.nft_ctx_buffer_output(ctx)
+        if json_output:
+            lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
+        failed = lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0
+        output = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+        if failed:
+            return (lib.nft_ctx_get_error_buffer(ctx) or b"unknown error").decode(errors="replace"), output
+        return "", output
     finally:
         lib.nft_ctx_free(ctx)
+
+
+def _canonical(value) -> str:
+    """An element as nft's JSON shows it, written as render_full writes it."""
+    if isinstance(value, dict):
+        if "concat" in value:
+            return " . ".join(_canonical(v) for v in value["concat"])
+        if "prefix" in value:
+            return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+        if "elem" in value:
+            return _canonical(value["elem"]["val"])
+        if "range" in value:
+            return "-".join(_canonical(v) for v in value["range"])
+    if isinstance(value, list) and len(value) == 2:  # a map element: [key, value]
+        return f"{_canonical(value[0])} : {_canonical(value[1])}"
+    return str(value)
+
+
+def expected_contents(plan: FirewallPlan) -> tuple[dict[str, set[str]], dict[str, int]]:
+    """The elements of each set and map, and the number of rules of each chain,
+    that render_full(plan) makes."""
+    s = plan.structure
+    contents = {
+        "bridges": set(s.bridges), "same": {f"{b} . {b}" for b in s.bridges},
+        "internal": set(s.internal), "no_icc": set(s.no_icc),
+        "subnets4": set(s.subnets4), "subnets6": set(s.subnets6),
+        "masquerade4": set(s.masquerade4), "masquerade6": set(s.masquerade6),
+        **{name: set() for name in _MAPS},
+    }
+    for d in plan.dnat:
+        contents[map_of(d)].add(element_of(d))
+    rules, chain = {}, None
+    for line in _CHAINS.splitlines():
+        words = line.split()
+        if words[:1] == ["chain"]:
+            chain = words[1]
+            rules[chain] = 0
+        elif words and words[0] not in ("type", "}"):
+            rules[chain] += 1
+    return contents, rules
 
 
 class NftablesBackend:
@@ -184,6 +240,42 @@ class NftablesBackend:
         if old is not None and old.empty and new.empty:
             return
         _nft(render_full(new, self.table))
+
+    def differences(self, plan: FirewallPlan) -> list[str]:
+        """How the kernel's table differs from what `plan` makes, a line each."""
+        errors, output = _run(f"list table {self.table}", json_output=True)
+        if errors:
+            return [] if plan.empty else [f"missing firewall table {self.table}"]
+        if plan.empty:
+            return [f"extra firewall table {self.table} (the state has no network that needs it)"]
+        import json
+
+        found: dict[str, set[str]] = {}
+        rules: dict[str, int] = {}
+        for item in json.loads(output).get("nftables", []):
+            kind = "set" if "set" in item else "map" if "map" in item else None
+            if kind:
+                found[item[kind]["name"]] = {_canonical(e) for e in item[kind].get("elem", ())}
+            elif "chain" in item:
+                rules.setdefault(item["chain"]["name"], 0)
+            elif "rule" in item:
+                rules[item["rule"]["chain"]] = rules.get(item["rule"]["chain"], 0) + 1
+        wanted, wanted_rules = expected_contents(plan)
+        lines = []
+        for name, elements in wanted.items():
+            have = found.get(name)
+            if have is None:
+                lines.append(f"firewall table {self.table}: set {name} is missing")
+                continue
+            missing, extra = len(elements - have), len(have - elements)
+            if missing or extra:
+                counts = [f"{n} {what}" for n, what in ((missing, "missing"), (extra, "not in the state")) if n]
+                lines.append(f"firewall table {self.table}: {name}: elements {', '.join(counts)}")
+        for chain, count in wanted_rules.items():
+            if rules.get(chain) != count:
+                have = "missing" if chain not in rules else f"{rules[chain]} rules where cnet makes {count}"
+                lines.append(f"firewall table {self.table}: chain {chain} {have}")
+        return lines
 
     def update(self, gone, added, new) -> None:
         """Only published ports changed: one element deleted or added per host port."""

@@ -143,6 +143,10 @@ class Netlink:
         bridged back to it."""
         self.ipr.brport("set", index=index, mode=BRIDGE_MODE_HAIRPIN)
 
+    @_guarded("cannot set a link's MTU")
+    def set_mtu(self, index: int, mtu: int) -> None:
+        self.ipr.link("set", index=index, mtu=mtu)
+
     @_guarded("cannot bring a link up")
     def set_up(self, index: int) -> None:
         self.ipr.link("set", index=index, state="up")

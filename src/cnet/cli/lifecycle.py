@@ -1,0 +1,60 @@
+"""`cnet check`, `cnet restore`, `cnet gc`: the kernel against the state."""
+
+import click
+
+from ..errors import CnetError
+from .output import as_json
+
+CHECK_DIFFERS = 5  # pinned: scripts run `cnet check || cnet restore`
+
+
+@click.command("check")
+@click.option("--json", "as_json_", is_flag=True, help="One JSON document: in_sync, differences, warnings.")
+@click.option("--deep", is_flag=True, help="Look inside every sandbox too (its links, MACs and addresses).")
+@click.pass_obj
+def check(obj, as_json_, deep):
+    """Compare the kernel with the state; change nothing.
+
+    Prints one line per difference, then the host's health warnings (on
+    stderr). Exits 0 when the kernel holds what the state says, 5 when not
+    (`cnet check || cnet restore`).
+    """
+    differences, warnings = obj.api.check(deep=deep)
+    if as_json_:
+        as_json({"in_sync": not differences, "differences": [d.to_dict() for d in differences],
+                 "warnings": warnings})
+    else:
+        for d in differences:
+            click.echo(d.text)
+        obj.api.warnings += warnings
+    return CHECK_DIFFERS if differences else 0
+
+
+@click.command("restore")
+@click.pass_obj
+def restore(obj):
+    """Make the kernel hold what the state says (after a reboot or a firewall
+    reload): namespaces, networks, endpoints with their names, MACs and
+    addresses, published ports, sysctls, resolver files. Prints what it made;
+    a second run finds nothing to do. Exits 1 if something could not be made."""
+    done, failed = obj.api.restore()
+    for line in done:
+        click.echo(line)
+    if not done and not failed:
+        click.echo("nothing to restore: the kernel holds what the state says")
+    if failed:
+        raise CnetError(f"{len(failed)} thing(s) could not be restored: " + "; ".join(failed))
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed, remove nothing.")
+@click.pass_obj
+def gc(obj, dry_run):
+    """Remove kernel objects carrying this state file's tag that the state
+    does not list (what a killed cnet left behind). Never touches anything
+    untagged."""
+    lines = obj.api.gc(dry_run=dry_run)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("nothing to remove")

@@ -1,0 +1,308 @@
+"""The state is the truth: `cnet check`, `cnet restore` and `cnet gc`.
+
+check compares the kernel with the state and changes nothing. restore makes
+the kernel hold every object the state lists (after a reboot, a firewall
+reload, a process killed half-way); it never changes the state, so running it
+again finds nothing to do. gc removes the kernel objects that carry this
+state file's tags (owner.py) but that the state does not list: what a killed
+process left. Neither ever touches an object without cnet's tag.
+
+Looking is cheap where it can be: host links are read from /sys/class/net,
+namespaces by a stat each, and an endpoint's host link carries its tag only
+once the endpoint is complete (drivers set it last), so check need not enter
+every sandbox; `check --deep` and restore look inside them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import drivers
+from ..errors import CnetError
+from ..model import State
+from .base import CnetBase, Undo, firewall_needs
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the kernel differs from the state. record: the state's record
+    it concerns ("sandbox web", "endpoint web/br0"), "" for an object the state
+    does not list (gc's to remove), or for the firewall as a whole."""
+
+    kind: str  # netns | network | endpoint | firewall | sysctl | file
+    name: str
+    problem: str  # a phrase: "missing link cn1a2b3c4d5e"
+    record: str = ""
+    fixable: bool = True  # False: restore reports it and leaves it to the user
+
+    @property
+    def text(self) -> str:
+        return f"{self.problem} ({self.record})" if self.record else self.problem
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "problem": self.problem, "record": self.record,
+                "fixable": self.fixable, "text": self.text}
+
+
+class LifecycleOps(CnetBase):
+    # -- check ---------------------------------------------------------------
+
+    def check(self, *, deep: bool = False) -> tuple[list[Difference], list[str]]:
+        """(differences, health warnings). No lock: nothing is changed, and
+        the state file is replaced atomically."""
+        from ..kernel.handles import Kernel
+
+        state = self.read_state()
+        with Kernel(self.owner) as kernel:
+            found = self._missing(state, kernel, deep) + self._extra(state)
+            found += [Difference("firewall", "", line) for line in self._firewall_differences(state)]
+        try:  # TEMPORARY until the health branch is merged
+            from . import health
+        except ImportError:
+            return found, []
+        return found, health.warnings(state, self.config)
+
+    def _missing(self, state: State, kernel, deep: bool) -> list[Difference]:
+        """The state's records whose kernel objects are missing or wrong."""
+        from ..kernel import netns, sysctl
+
+        found = []
+        for sb in state.sandboxes.values():
+            problem = self._sandbox_problem(state, sb)
+            if problem:
+                found.append(Difference("netns", sb.name, problem, f"sandbox {sb.name}", sb.mode != "adopted"))
+            elif sb.mode != "host" and not self._resolver_files_present(sb.name):
+                found.append(Difference("file", sb.name, f"missing resolver files in /etc/netns/{sb.name}",
+                                        f"sandbox {sb.name}"))
+        addresses = _host_addresses(kernel)
+        for net in state.networks.values():
+            for problem in drivers.get(net.driver).survey_network(net, kernel, addresses):
+                found.append(Difference("network", net.name, problem, f"network {net.name}"))
+        for ep in state.endpoints:
+            net = state.networks[ep.network]
+            record = f"endpoint {ep.sandbox}/{ep.network}"
+            if not netns.exists(ep.sandbox):
+                found.append(Difference("endpoint", record, f"missing link {ep.host_ifname or ep.ifname}:"
+                                        " the sandbox's namespace is gone", record))
+                continue
+            inside = kernel.inside(netns.path_of(ep.sandbox)) if deep else None
+            for problem in drivers.get(net.driver).survey_endpoint(net, ep, kernel, inside):
+                found.append(Difference("endpoint", record, problem, record))
+        for key in sorted(self._sysctls_needed(state)):
+            if sysctl.read(key) != "1":
+                found.append(Difference("sysctl", key, f"sysctl {key} is not 1", "a network needs it"))
+        kernel.close_inside()
+        return found
+
+    @staticmethod
+    def _sandbox_problem(state: State, sb) -> str | None:
+        from ..kernel import netns
+
+        if netns.exists(sb.name):
+            return None
+        where = netns.path_of(sb.name)
+        if sb.mode == "adopted":
+            return f"missing {where}: the namespace it adopted ({sb.target}) is gone; cnet cannot make it again"
+        if sb.mode == "joined" and not netns.exists(sb.target):
+            return f"missing {where} (joined to {sb.target}, whose namespace is missing too)"
+        return f"missing netns {where}"
+
+    @staticmethod
+    def _resolver_files_present(name: str) -> bool:
+        import os
+
+        from ..resolver import etc_dir
+
+        return all(os.path.lexists(os.path.join(etc_dir(name), f)) for f in ("resolv.conf", "hosts"))
+
+    @staticmethod
+    def _sysctls_needed(state: State) -> set[str]:
+        needed = set()
+        for net in state.networks.values():
+            needed |= firewall_needs(net).sysctls
+        return needed
+
+    def _extra(self, state: State) -> list[Difference]:
+        """Kernel objects with this state file's tags that the state does not list."""
+        from .. import state as statefile
+        from ..kernel import sysfs
+
+        found = []
+        expected = set()
+        for net in state.networks.values():
+            expected |= drivers.get(net.driver).links(net, state.endpoints_of_network(net.name))
+        for name in sorted(sysfs.link_names() - expected):
+            link = sysfs.link(name)
+            if link is not None and self.owner.owns_link(link.alias, link.group):
+                what = " ".join(self.owner.read_tag(link.alias) or ("link cut short",))
+                found.append(Difference("link", name, f"extra link {name} (tagged by cnet: {what}; not in the state)"))
+        for name in sorted(self.owner.marked_netns() - state.sandboxes.keys()):
+            found.append(Difference("netns", name, f"extra netns {name} (tagged by cnet, not in the state)"))
+        for path in getattr(statefile, "stale_temp_files", lambda p: [])(self.store.path):  # TEMPORARY
+            found.append(Difference("file", path, f"stale temporary file {path}"))
+        return found
+
+    def _firewall_backend(self, state: State) -> str:
+        return state.host.get("firewall") or self.config.firewall
+
+    def _firewall_differences(self, state: State) -> list[str]:
+        from .. import firewall
+
+        return firewall.differences(self._firewall_backend(state), self._firewall_inputs(state).plan(), self.owner)
+
+    # -- restore ---------------------------------------------------------------
+
+    def restore(self) -> tuple[list[str], list[str]]:
+        """Make the kernel hold what the state lists. Returns (what was done, a
+        line each; what could not be, a line each). Each object is repaired
+        in a transaction of its own: one that fails is rolled back, reported,
+        and the others are still repaired."""
+        from ..kernel.handles import Kernel
+
+        done, failed = [], []
+        with self.store.locked(), Kernel(self.owner) as kernel:
+            state = self.store.load()
+            for step, what in self._restore_steps(state, kernel):
+                try:
+                    with Undo(safe_points=False) as undo:
+                        step(undo)
+                        undo.pop_all()
+                except _NothingToDo:
+                    continue
+                except CnetError as e:
+                    failed.append(f"{what}: {e}")
+                else:
+                    done.append(what)
+                finally:
+                    kernel.close_inside()
+            for d in self._missing(state, kernel, deep=False):
+                if not d.fixable:
+                    failed.append(d.text)
+        return done, failed
+
+    def _restore_steps(self, state: State, kernel) -> list[tuple[Callable, str]]:
+        """(step(undo), what it does) for everything missing, in the order they
+        depend on each other: namespaces, networks, endpoints, then the
+        firewall, the sysctls and the resolver files."""
+        from ..kernel import netns
+
+        steps = []
+        owners_first = sorted(state.sandboxes.values(), key=lambda sb: sb.mode == "joined")
+        for sb in owners_first:
+            if self._sandbox_problem(state, sb) and sb.mode != "adopted":
+                steps.append((lambda undo, sb=sb: self._make_netns(state, sb, kernel, undo), f"made netns {sb.name}"))
+        addresses = _host_addresses(kernel)
+        for net in state.networks.values():
+            driver = drivers.get(net.driver)
+            if driver.survey_network(net, kernel, addresses):
+                steps.append((lambda undo, net=net, driver=driver: driver.repair_network(net, kernel, undo),
+                              f"made network {net.name} as the state has it"))
+        from .sandboxes import default_route_endpoint
+
+        for ep in state.endpoints:
+            net = state.networks[ep.network]
+            driver = drivers.get(net.driver)
+            gives_default = default_route_endpoint(state, ep.sandbox, state.networks) is ep
+
+            def repair(undo, ep=ep, net=net, driver=driver, gives_default=gives_default):
+                path = netns.path_of(ep.sandbox)
+                if netns.exists(ep.sandbox) and not driver.survey_endpoint(net, ep, kernel, kernel.inside(path)):
+                    raise _NothingToDo
+                driver.repair_endpoint(net, ep, path, kernel, undo, gives_default)
+
+            steps.append((repair, f"made endpoint {ep.sandbox}/{ep.network} ({', '.join(ep.addresses)})"))
+        steps.append((lambda undo: self._restore_firewall(state), "made the firewall as the state has it"))
+        steps.append((lambda undo: self._restore_sysctls(state), "set the sysctls the networks need"))
+        for sb in state.sandboxes.values():
+            if sb.mode != "host":
+                steps.append((lambda undo, sb=sb: self._restore_resolver_files(state, sb),
+                              f"wrote /etc/netns/{sb.name}"))
+        return steps
+
+    def _make_netns(self, state: State, sb, kernel, undo) -> None:
+        from ..kernel import netns
+        from .sandbox_ops import LOOPBACK_IFINDEX
+
+        self.owner.mark_netns(sb.name)
+        netns.remove(sb.name)  # a stale name file (no namespace on it) would block the new one
+        if sb.mode == "none":
+            netns.create(sb.name)
+            kernel.inside(netns.path_of(sb.name)).set_up(LOOPBACK_IFINDEX)
+        elif sb.mode == "joined":
+            netns.bind(sb.name, netns.path_of(sb.target))
+        else:  # host
+            netns.bind(sb.name, "/proc/thread-self/ns/net")
+        undo.callback(netns.remove, sb.name)
+
+    def _restore_firewall(self, state: State) -> None:
+        from .. import firewall
+
+        if not self._firewall_differences(state):
+            raise _NothingToDo
+        name = self._firewall_backend(state)
+        self.warnings += firewall.sync(name, None, None, self._firewall_inputs(state).plan(), self.owner)
+
+    def _restore_sysctls(self, state: State) -> None:
+        from ..kernel import sysctl
+
+        wrong = [key for key in sorted(self._sysctls_needed(state)) if sysctl.read(key) != "1"]
+        if not wrong:
+            raise _NothingToDo
+        for key in wrong:
+            sysctl.write(key, "1")
+
+    def _restore_resolver_files(self, state: State, sb) -> None:
+        if self._resolver_files_present(sb.name):
+            raise _NothingToDo
+        self.resolver.write_sandbox(sb, self.config.dns)
+        networks = {e.network for e in state.endpoints_of_sandbox(state.owner(sb.name))}
+        self.resolver.networks_changed(state, networks, [sb.name])
+
+    # -- gc --------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False) -> list[str]:
+        """Remove what carries this state file's tags and the state does not
+        list; returns what was (or, dry_run, would be) removed, a line each."""
+        import os
+
+        from .. import firewall
+        from ..kernel import netns
+        from ..kernel.handles import Kernel
+
+        removed = []
+        with self.store.locked(), Kernel(self.owner) as kernel:
+            state = self.store.load()
+            extra = self._extra(state)
+            firewall_extra = [line for line in self._firewall_differences(state)
+                              if "not in the state" in line or "extra" in line]
+            if dry_run:
+                return [f"would remove: {d.problem}" for d in extra] + [f"would remove: {x}" for x in firewall_extra]
+            for d in extra:
+                if d.kind == "link":
+                    kernel.netlink.delete_link(d.name)
+                elif d.kind == "netns":
+                    kernel.forget(netns.path_of(d.name))
+                    netns.remove(d.name)
+                    self.resolver.remove_sandbox(d.name)
+                    self.owner.unmark_netns(d.name)
+                else:  # a temporary file
+                    os.unlink(d.name)
+                removed.append(f"removed: {d.problem}")
+            if firewall_extra:
+                name = self._firewall_backend(state)
+                self.warnings += firewall.sync(name, None, None, self._firewall_inputs(state).plan(), self.owner)
+                removed += [f"removed: {x}" for x in firewall_extra]
+        return removed
+
+
+class _NothingToDo(Exception):
+    """A restore step found its object as the state has it."""
+
+
+def _host_addresses(kernel) -> Callable[[str], list[str]]:
+    """name -> the addresses on that host link (one netlink request per link asked about)."""
+    def addresses(name: str) -> list[str]:
+        view = kernel.netlink.link_view(name)
+        return view["addresses"] if view else []
+    return addresses
