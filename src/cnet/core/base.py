@@ -333,11 +333,24 @@ class CnetBase:
                 c.undo.callback(sysctl.write, key, saved[key])
         for key in sorted(saved.keys() - needed):
             old = saved.pop(key)
-            if sysctl.read(key) != old:
+            if sysctl.read(key) != old and not _other_state_files_have_links(c.kernel.owner):
                 sysctl.write(key, old)
                 c.undo.callback(sysctl.write, key, "1")
         if not saved:
             c.state.host.pop("sysctls")
+
+
+def _other_state_files_have_links(owner) -> bool:
+    """A link in another state file's group is on the host: its networks may
+    need the sysctls this one no longer does, so their old values wait."""
+    from ..kernel import sysfs
+    from ..owner import GROUP_BASE
+
+    for name in sysfs.link_names():
+        link = sysfs.link(name)
+        if link and link.group & 0xFFFF0000 == GROUP_BASE and link.group != owner.group:
+            return True
+    return False
 
 
 def firewall_needs(net):

@@ -53,20 +53,48 @@ def _guarded(what: str):
     return wrap
 
 
+_next_port = [1]
+
+
+def _inside_handle():
+    """An IPRoute for the namespace this thread is in, bound to a netlink port
+    id of its own. pyroute2 0.9.7 leaves its socket unbound, so the kernel
+    gives it the process id as port id on first use, in each namespace: the
+    host handle's id. And the kernel sends the echo (NLM_F_ECHO) of a host
+    request that changes a link in another namespace (a veth peer made or
+    deleted there) to the requester's port id *in that namespace*: the
+    sandbox's handle would take it for the answer to its next request."""
+    while True:
+        ipr = IPRoute(nlm_echo=True, groups=0)
+        port = _next_port[0]
+        _next_port[0] = port % 511 + 1
+        try:
+            ipr.asyncore.socket.bind(((os.getpid() & 0x3FFFFF) | (port << 22), 0))
+            return ipr
+        except OSError as e:
+            ipr.close()  # a socket whose bind failed may not bind again
+            if e.errno != errno.EADDRINUSE:
+                raise
+
+
 class Netlink:
     """Netlink access to the namespace the process runs in, or to the one at
     netns_path."""
 
     def __init__(self, netns_path: str | None = None) -> None:
         self._bridges: dict[str, int | None] = {}
-        # nlm_echo: the kernel answers a new link with its description, index included
+        # nlm_echo: the kernel answers a new link with its description, index included.
+        # groups=0: IPRoute joins the link, address and route multicast groups by
+        # default, and pyroute2 0.9.7 can hand such a notification (the RTM_DELLINK
+        # of a veth peer deleted from another namespace) to the next request as its
+        # answer; besides, every event on the host would be queued and parsed.
         if netns_path is None:
-            self.ipr = IPRoute(nlm_echo=True)
+            self.ipr = IPRoute(nlm_echo=True, groups=0)
         else:
             from .netns import entered
 
             with entered(netns_path):
-                self.ipr = IPRoute(nlm_echo=True)
+                self.ipr = _inside_handle()
 
     def close(self) -> None:
         self.ipr.close()
