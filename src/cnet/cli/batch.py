@@ -7,7 +7,7 @@ import click
 
 from ..errors import CnetError, InvalidInput
 
-NOT_IN_BATCH = ("batch", "exec")
+NOT_IN_BATCH = ("batch", "exec", "check", "restore", "gc")  # the last three take the lock themselves
 
 
 class LineFailed(CnetError):
