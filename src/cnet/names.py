@@ -1,5 +1,7 @@
 """Validation of the names users give objects."""
 
+import re
+
 from .errors import InvalidInput
 
 IFNAMSIZ = 15  # the kernel's limit on an interface name, without the NUL
@@ -27,3 +29,8 @@ def check_ifname(name: str, what: str = "network name") -> str:
         shown = ", ".join(repr(c) for c in odd)
         raise InvalidInput(f"{what} {name!r} contains {shown}: use letters, digits, '_', '.' and '-'")
     return name
+
+
+# Like Docker's container names: a sandbox's name is also a file under
+# /run/netns and /etc/netns and a host name in the sandboxes' hosts files.
+SANDBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")

@@ -63,8 +63,9 @@ def _parse(text: str, path: str) -> dict:
 
 def decode(text: str, path: str) -> State:
     """Turn the file's text into a State, or raise StateFileError naming the file."""
-    if not text.strip():
-        return State()
+    if not text.strip():  # a truncated file, never one cnet wrote: read as empty, the next change would drop all
+        raise StateFileError(f"state file {path} is empty; cnet writes even an empty state as a document"
+                             " (delete the file if nothing is recorded)")
     doc = _parse(text, path)
     if not isinstance(doc, dict):
         raise StateFileError(f"state file {path} is not a mapping")
@@ -73,9 +74,15 @@ def decode(text: str, path: str) -> State:
         raise StateFileError(
             f"state file {path} has version {version!r}; this cnet reads version {VERSION}"
             " (was it written by another cnet release?)")
+    from . import statecheck
+
+    try:
+        statecheck.check(doc)
+    except statecheck.BadRecord as e:
+        raise StateFileError(f"state file {path}: {e}") from None
     try:
         return State.from_dict(doc)
-    except (TypeError, KeyError, ValueError, AttributeError) as e:
+    except (TypeError, KeyError, ValueError, AttributeError) as e:  # a record statecheck let through
         raise StateFileError(f"state file {path} is malformed: {e}") from e
 
 
@@ -188,8 +195,9 @@ class StateStore:
     def save(self, state: State) -> None:
         """Write atomically: temp file in the same directory, fsync, rename, fsync the directory."""
         directory = os.path.dirname(os.path.abspath(self.path))
-        # a name of our own rather than tempfile.mkstemp: importing tempfile (and random) costs ~2 ms a start
-        tmp = os.path.join(directory, f".state.{os.getpid()}.{os.urandom(6).hex()}")
+        # a name of our own rather than tempfile.mkstemp: importing tempfile (and random) costs ~2 ms a start;
+        # it names the state file, so that `cnet gc` knows whose it is (stale_temp_files)
+        tmp = os.path.join(directory, f".{os.path.basename(self.path)}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             serial = os.urandom(8).hex()
@@ -214,18 +222,80 @@ class StateStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the exclusive lock (blocking until other cnet processes release it)."""
+        """Hold the exclusive lock, waiting for other cnet processes to release
+        it for at most CNET_LOCK_TIMEOUT seconds (default 30). The holder
+        writes its pid in the lock file, so that one who gives up can say who
+        held it."""
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise StateFileError(f"cannot open lock file {self.lock_path}: {e.strerror}") from e
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._wait_for_lock(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+    def _wait_for_lock(self, fd: int) -> None:
+        import time
+
+        timeout = lock_timeout()
+        deadline, pause = time.monotonic() + timeout, 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StateFileError(f"state file {self.path} is locked by {self._holder(fd)} for"
+                                         f" {timeout:g} s; giving up (CNET_LOCK_TIMEOUT sets how long to wait)")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            pid = int(os.pread(fd, 32, 0).split()[0])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (ValueError, IndexError, OSError):
+            return "another process (its pid is not known, or it is gone)"
+        return f"process {pid} ({command})"
+
+
+def lock_timeout() -> float:
+    """CNET_LOCK_TIMEOUT (seconds), else 30."""
+    text = os.environ.get("CNET_LOCK_TIMEOUT", "")
+    try:
+        return max(0.0, float(text)) if text else 30.0
+    except ValueError:
+        raise StateFileError(f"CNET_LOCK_TIMEOUT={text!r} is not a number of seconds") from None
+
+
+def stale_temp_files(path: str, locked: bool = True) -> list[str]:
+    """The temporary files of saves of this state file that never ended (a
+    process killed while writing). When the caller holds the lock no save is
+    in progress, and all of them are stale; else (locked=False) only those
+    whose writer is gone. The pattern of older releases (.state.PID.HEX)
+    counts for a file named state.yaml."""
+    directory, base = os.path.split(os.path.abspath(path))
+    mine = re.compile(re.escape(f".{base}.") + r"\d+\.[0-9a-f]{12}\.tmp")
+    older = re.compile(r"\.state\.\d+\.[0-9a-f]{12}") if base == "state.yaml" else None
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = [n for n in names if mine.fullmatch(n) or (older and older.fullmatch(n))]
+    if not locked:
+        found = [n for n in found if not os.path.exists(f"/proc/{n.split('.')[-3 if n.endswith('.tmp') else -2]}")]
+    return sorted(os.path.join(directory, n) for n in found)
 
 
 def _stamp(st: os.stat_result) -> tuple:

@@ -122,7 +122,8 @@ def test_written_file_starts_with_the_version(path):
     assert text.endswith("\n")
 
 
-# Names the kernel would take for a network (ASCII and the rest of the BMP).
+# Text of the BMP (no surrogates or controls); in free-text fields, which the
+# state file may hold whatever they say (names are checked: statecheck.py).
 bmp_names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFFFF,
                                   blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
                                   blacklist_characters="/:"),
@@ -132,16 +133,17 @@ bmp_names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFFFF,
 @settings(max_examples=100, deadline=None)
 @given(name=bmp_names, note=st.text(st.characters(max_codepoint=0xFFFF, blacklist_categories=("Cs",))))
 def test_yaml_and_json_readings_agree_for_bmp_text(name, note):
-    state = State(networks={name: Network(name, "bridge", [Subnet("10.0.0.0/24", "10.0.0.1")], 1500,
-                                          options={"note": note})})
+    state = State(networks={"br0": Network("br0", "bridge", [Subnet("10.0.0.0/24", "10.0.0.1")], 1500,
+                                           options={"note": note}, created=name)})
     text = encode(state)
     assert yaml.safe_load(text) == json.loads(text)
     assert decode(text, "x") == state
 
 
 def test_yaml_and_json_readings_agree_for_astral_characters():
-    name = "br\U0001F600"
-    state = State(networks={name: Network(name, "bridge", [Subnet("10.0.0.0/24", "10.0.0.1")], 1500)})
+    note = "br\U0001F600"
+    state = State(networks={"br0": Network("br0", "bridge", [Subnet("10.0.0.0/24", "10.0.0.1")], 1500,
+                                           options={"note": note})})
     text = encode(state)
     assert yaml.safe_load(text) == json.loads(text)
 
@@ -199,10 +201,12 @@ def test_missing_file_is_an_empty_state(path):
 
 
 @pytest.mark.parametrize("text", ["", "\n", "  \n\t\n"])
-def test_empty_file_is_an_empty_state(path, text):
+def test_an_empty_file_is_an_error_not_an_empty_state(path, text):
+    """A truncated file read as empty would make the next change drop every record."""
     with open(path, "w") as f:
         f.write(text)
-    assert StateStore(path).load() == State()
+    with pytest.raises(StateFileError, match="is empty"):
+        StateStore(path).load()
 
 
 def test_version_only_is_an_empty_state():
@@ -299,7 +303,7 @@ def test_malformed_content_is_an_error_naming_the_file(path, doc):
     with pytest.raises(StateFileError) as info:
         with operation(path):
             pytest.fail("the block must not run on a malformed file")
-    assert str(info.value).startswith(f"state file {path} is malformed: ")
+    assert str(info.value).startswith(f"state file {path}: ")  # and then where in the file
     assert info.value.exit_code == 1
     assert read_bytes(path) == before
 
@@ -504,7 +508,9 @@ def test_any_text_in_flat_objects_is_written_as_one_call_each_would(fields):
 
     objects = [Sandbox(name, hosts=hosts, hostname=name or None) for name, hosts in fields]
     assert ["{" + m + "}" for m in _members(objects)] == one_call_each(objects)
-    state = State(sandboxes={f"s{i}": o for i, o in enumerate(objects)})
+    # in a file, the text goes where any text may be (names and entries are checked on reading)
+    state = State(sandboxes={f"s{i}": Sandbox(f"s{i}", created=name + "".join(hosts)) for i, (name, hosts) in
+                             enumerate(fields)})
     assert decode(encode(state), "x") == state
 
 
@@ -561,3 +567,63 @@ def test_a_del_character_is_escaped_so_yaml_reads_the_file_back():
     assert "\x7f" not in text and "\\u007f" in text
     assert yaml.safe_load(text)["sandboxes"]["a"]["hosts"] == ["odd\x7fname:10.0.0.3"]
     assert decode(text, "f").sandboxes["a"].hosts == ("odd\x7fname:10.0.0.3",)
+
+
+# --- the lock's bound, and the temporary files of saves ---------------------------
+
+def test_a_held_lock_is_waited_for_a_bounded_time_naming_its_holder(path, monkeypatch):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r} + "/../src")
+            from cnet.state import StateStore
+            with StateStore({path!r}).locked():
+                print("holding", flush=True)
+                time.sleep(30)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        monkeypatch.setenv("CNET_LOCK_TIMEOUT", "0.3")
+        with pytest.raises(StateFileError) as info:
+            with StateStore(path).locked():
+                pytest.fail("the lock was taken while another process held it")
+        message = str(info.value)
+        assert f"is locked by process {holder.pid} (" in message and "for 0.3 s" in message, message
+    finally:
+        holder.kill()
+        holder.wait()
+    with StateStore(path).locked():  # free again once its holder is gone
+        pass
+
+
+def test_a_bad_lock_timeout_is_an_error(path, monkeypatch):
+    monkeypatch.setenv("CNET_LOCK_TIMEOUT", "soon")
+    with open(path + ".lock", "w"):
+        pass
+    with contextlib.ExitStack() as stack:
+        import fcntl
+
+        fd = os.open(path + ".lock", os.O_RDWR)
+        stack.callback(os.close, fd)
+        other = os.open(path + ".lock", os.O_RDWR)
+        stack.callback(os.close, other)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(StateFileError, match="CNET_LOCK_TIMEOUT='soon'"):
+            with StateStore(path).locked():
+                pass
+
+
+def test_temporary_files_of_saves_name_their_state_file(path):
+    from cnet.state import stale_temp_files
+
+    directory = os.path.dirname(path)
+    StateStore(path).save(State())
+    assert stale_temp_files(path) == []  # a save that ended leaves none
+    mine = os.path.join(directory, ".state.yaml.999999.0123456789ab.tmp")
+    older = os.path.join(directory, ".state.999999.0123456789ab")
+    live = os.path.join(directory, f".state.yaml.{os.getpid()}.0123456789ab.tmp")
+    others = [os.path.join(directory, n) for n in (".other.yaml.999999.0123456789ab.tmp", "state.yaml.lock")]
+    for p in (mine, older, live, *others):
+        open(p, "w").close()
+    assert stale_temp_files(path) == sorted([mine, older, live])  # under the lock: all of them
+    assert stale_temp_files(path, locked=False) == sorted([mine, older])  # without: not a live writer's

@@ -154,12 +154,14 @@ def test_objects_that_are_replaced_never_changed_cannot_be_changed(value):
 def test_lists_given_become_tuples_and_the_state_file_holds_arrays():
     import json
 
+    from cnet.model import Network, Subnet
     from cnet.state import decode, encode
 
     ep = Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ["10.0.0.2/24"])
     assert ep.addresses == ("10.0.0.2/24",)
     assert ep == Endpoint("a", "br0", "eth0", "cn1", "02:00:00:00:00:01", ("10.0.0.2/24",))
-    state = State(sandboxes={"a": Sandbox("a", dns=["1.1.1.1"])}, endpoints=[ep])
+    net = Network("br0", "bridge", [Subnet("10.0.0.0/24", "10.0.0.1")], 1500)
+    state = State(networks={"br0": net}, sandboxes={"a": Sandbox("a", dns=["1.1.1.1"])}, endpoints=[ep])
     doc = json.loads(encode(state))
     assert doc["endpoints"][0]["addresses"] == ["10.0.0.2/24"]
     assert doc["sandboxes"]["a"]["dns"] == ["1.1.1.1"] and doc["sandboxes"]["a"]["hosts"] == []

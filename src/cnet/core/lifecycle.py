@@ -123,8 +123,9 @@ class LifecycleOps(CnetBase):
             needed |= firewall_needs(net).sysctls
         return needed
 
-    def _extra(self, state: State) -> list[Difference]:
-        """Kernel objects with this state file's tags that the state does not list."""
+    def _extra(self, state: State, locked: bool = False) -> list[Difference]:
+        """Kernel objects with this state file's tags that the state does not list.
+        locked: the caller holds the state lock (no save is in progress)."""
         from .. import state as statefile
         from ..kernel import sysfs
 
@@ -139,7 +140,7 @@ class LifecycleOps(CnetBase):
                 found.append(Difference("link", name, f"extra link {name} (tagged by cnet: {what}; not in the state)"))
         for name in sorted(self.owner.marked_netns() - state.sandboxes.keys()):
             found.append(Difference("netns", name, f"extra netns {name} (tagged by cnet, not in the state)"))
-        for path in getattr(statefile, "stale_temp_files", lambda p: [])(self.store.path):  # TEMPORARY
+        for path in statefile.stale_temp_files(self.store.path, locked):
             found.append(Difference("file", path, f"stale temporary file {path}"))
         return found
 
@@ -273,7 +274,7 @@ class LifecycleOps(CnetBase):
         removed = []
         with self.store.locked(), Kernel(self.owner) as kernel:
             state = self.store.load()
-            extra = self._extra(state)
+            extra = self._extra(state, locked=True)
             firewall_extra = [line for line in self._firewall_differences(state)
                               if "not in the state" in line or "extra" in line]
             if dry_run:

@@ -13,16 +13,13 @@ from datetime import datetime, timezone
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ipam import SubnetPool
 from ..model import Endpoint, Network, Sandbox, State, Subnet
-from ..names import check_ifname
+from ..names import SANDBOX_NAME, check_ifname
 
-# Like Docker's container names: the name is also a file under /run/netns and
-# /etc/netns and a host name in the sandboxes' hosts files.
-_SANDBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
 def check_sandbox_name(name: str) -> str:
-    if not _SANDBOX_NAME.fullmatch(name or ""):
+    if not SANDBOX_NAME.fullmatch(name or ""):
         raise InvalidInput(
             f"sandbox name {name!r} is invalid: 1-63 characters of letters, digits, '_', '.' or '-',"
             " starting with a letter or digit")

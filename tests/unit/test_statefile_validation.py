@@ -1,0 +1,152 @@
+"""A state file that cannot lie: every record is checked when it is read, a
+bad one is reported with its place in the file, and the file is left as it was."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnet.errors import StateFileError
+from cnet.state import decode
+
+
+def good() -> dict:
+    return {
+        "version": 1,
+        "networks": {"br0": {"name": "br0", "driver": "bridge", "mtu": 1500, "internal": False, "masquerade": True,
+                             "options": {}, "created": "",
+                             "subnets": [{"subnet": "172.26.0.0/16", "gateway": "172.26.0.1", "ip_range": None,
+                                          "last": "172.26.0.3"},
+                                         {"subnet": "fd00:26::/64", "gateway": "fd00:26::1"}]}},
+        "sandboxes": {"web": {"name": "web", "mode": "none", "target": None, "dns": ["1.1.1.1"],
+                              "hosts": ["db:10.0.0.5"], "hostname": None, "created": ""},
+                      "side": {"name": "side", "mode": "joined", "target": "web"},
+                      "pid": {"name": "pid", "mode": "adopted", "target": "/proc/42/ns/net"}},
+        "endpoints": [{"sandbox": "web", "network": "br0", "ifname": "eth0", "host_ifname": "cn0123456789",
+                       "mac": "02:42:ac:1a:00:02", "addresses": ["172.26.0.2/16", "fd00:26::2/64"]},
+                      {"sandbox": "pid", "network": "br0", "ifname": "eth0", "host_ifname": "cn0123456780",
+                       "mac": "02:42:ac:1a:00:03", "addresses": ["172.26.0.3/16"]}],
+        "ports": [{"sandbox": "web", "network": "br0", "protocol": "tcp", "host_ip": "0.0.0.0", "host_port": 8080,
+                   "port": 80, "count": 1},
+                  {"sandbox": "web", "network": "br0", "protocol": "udp", "host_ip": "127.0.0.1", "host_port": 5353,
+                   "port": 53, "count": 10}],
+        "host": {"firewall": "nftables", "sysctls": {"net.ipv4.ip_forward": "0"}},
+    }
+
+
+def test_a_good_file_of_every_kind_of_record_is_read():
+    state = decode(json.dumps(good()), "state.yaml")
+    assert set(state.sandboxes) == {"web", "side", "pid"} and len(state.ports) == 2
+
+
+def _set(path: str, value):
+    """A change of good(): path "a.b[0].c" set to value (DELETE removes it)."""
+    def change(doc):
+        *parents, last = path.replace("]", "").replace("[", ".").split(".")
+        node = doc
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if isinstance(node, list):
+            last = int(last)
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return change
+
+
+DELETE = object()
+
+BAD = {  # what: (change, the place the message names, a word of the problem)
+    "subnet banana": (_set("networks.br0.subnets[0].subnet", "banana"), "networks.br0.subnets[0].subnet", "CIDR"),
+    "host bits set": (_set("networks.br0.subnets[0].subnet", "172.26.0.1/16"), "subnets[0].subnet", "CIDR"),
+    "gateway outside": (_set("networks.br0.subnets[0].gateway", "10.0.0.1"), "subnets[0].gateway", "host address"),
+    "gateway is the network": (_set("networks.br0.subnets[0].gateway", "172.26.0.0"), "gateway", "host address"),
+    "range outside": (_set("networks.br0.subnets[0].ip_range", "10.0.0.0/24"), "ip_range", "inside"),
+    "cursor outside": (_set("networks.br0.subnets[0].last", "10.0.0.9"), ".last", "inside"),
+    "mtu a string": (_set("networks.br0.mtu", "1500"), "networks.br0.mtu", "integer"),
+    "mtu too big": (_set("networks.br0.mtu", 70000), "networks.br0.mtu", "MTU"),
+    "internal a number": (_set("networks.br0.internal", 1), "networks.br0.internal", "true or false"),
+    "key differs from name": (_set("networks.br0.name", "br1"), "networks.br0.name", "differs"),
+    "bad network name": (_set("networks.br0.name", "br 0"), "networks.br0.name", "differs"),
+    "driver weird": (_set("networks.br0.driver", "Bridge!"), "networks.br0.driver", "driver"),
+    "unknown field": (_set("networks.br0.colour", "red"), "networks.br0", "unknown field"),
+    "sandbox mode": (_set("sandboxes.web.mode", "zombie"), "sandboxes.web.mode", "one of"),
+    "joined to nobody": (_set("sandboxes.side.target", "ghost"), "sandboxes.side.target", "owns its stack"),
+    "adopted without path": (_set("sandboxes.pid.target", None), "sandboxes.pid.target", "path"),
+    "target on none": (_set("sandboxes.web.target", "x"), "sandboxes.web.target", "no target"),
+    "dns not an address": (_set("sandboxes.web.dns", ["one.one"]), "sandboxes.web.dns[0]", "IP address"),
+    "hosts entry": (_set("sandboxes.web.hosts", ["db"]), "sandboxes.web.hosts[0]", "HOST:IP"),
+    "sandbox name": (_set("sandboxes.web.name", "-web"), "sandboxes.web.name", "differs"),
+    "endpoint of unknown network": (_set("endpoints[0].network", "nope"), "endpoints[0].network", "not a network"),
+    "endpoint of unknown sandbox": (_set("endpoints[0].sandbox", "nope"), "endpoints[0].sandbox", "not a sandbox"),
+    "endpoint of a joiner": (_set("endpoints[0].sandbox", "side"), "endpoints[0].sandbox", "joined"),
+    "bad mac": (_set("endpoints[0].mac", "zz:42:ac:1a:00:02"), "endpoints[0].mac", "MAC"),
+    "address outside": (_set("endpoints[0].addresses", ["10.1.0.2/16"]), "endpoints[0].addresses[0]", "subnet"),
+    "address wrong prefix": (_set("endpoints[0].addresses", ["172.26.0.2/24"]), "addresses[0]", "subnet"),
+    "address twice": (_set("endpoints[1].addresses", ["172.26.0.2/16"]), "endpoints[1].addresses[0]", "also"),
+    "host link twice": (_set("endpoints[1].host_ifname", "cn0123456789"), "endpoints[1].host_ifname", "two"),
+    "bad ifname": (_set("endpoints[0].ifname", "eth/0"), "endpoints[0].ifname", "interface"),
+    "port abc": (_set("ports[0].host_port", "abc"), "ports[0].host_port", "integer"),
+    "port zero": (_set("ports[0].port", 0), "ports[0].port", "1-65535"),
+    "range past 65535": (_set("ports[1].host_port", 65530), "ports[1].host_port", "1-65535"),
+    "count -5": (_set("ports[0].count", -5), "ports[0].count", "number of ports"),
+    "protocol": (_set("ports[0].protocol", "icmp"), "ports[0].protocol", "one of"),
+    "host ip": (_set("ports[0].host_ip", "localhost"), "ports[0].host_ip", "IP address"),
+    "port without endpoint": (_set("ports[0].sandbox", "side"), "ports[0]", "no endpoint"),
+    "published twice": (_set("ports[1]", {"sandbox": "pid", "network": "br0", "protocol": "tcp",
+                                          "host_ip": "127.0.0.1", "host_port": 8080, "port": 81}),
+                        "ports[1]", "published twice"),
+    "missing field": (_set("ports[0].port", DELETE), "ports[0]", "has no 'port'"),
+    "networks a list": (_set("networks", []), "networks", "not a mapping"),
+    "unknown section": (_set("colours", {}), "colours", "not a part"),
+    "firewall": (_set("host.firewall", "pf"), "host.firewall", "one of"),
+    "sysctls": (_set("host.sysctls", {"net.ipv4.ip_forward": 0}), "host.sysctls", "mapping"),
+}
+
+
+@pytest.mark.parametrize("case", BAD.values(), ids=BAD.keys())
+def test_a_bad_record_is_refused_with_its_place_in_the_file(case):
+    change, where, word = case
+    doc = copy.deepcopy(good())
+    change(doc)
+    with pytest.raises(StateFileError) as info:
+        decode(json.dumps(doc), "/var/lib/cnet/state.yaml")
+    message = str(info.value)
+    assert message.startswith("state file /var/lib/cnet/state.yaml: "), message
+    assert where in message and word in message, message
+    assert info.value.exit_code == 1
+
+
+def cnet(*args, state) -> subprocess.CompletedProcess:
+    """The CLI, with a state file of the test's; nothing it is asked here reaches the kernel."""
+    return subprocess.run([sys.executable, "-m", "cnet", "--state", str(state), *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_commands_refuse_a_bad_file_and_leave_it_byte_identical(tmp_path):
+    state = tmp_path / "state.yaml"
+    doc = good()
+    doc["networks"]["br0"]["subnets"][0]["subnet"] = "banana"
+    state.write_text(json.dumps(doc))
+    before = state.read_bytes()
+    for argv in (["ls"], ["ls", "ns"], ["create", "bridge", "x", "--subnet", "10.9.0.0/24"],
+                 ["delete", "ns", "web"], ["publish", "web", "9000:80"]):
+        result = cnet(*argv, state=state)
+        assert result.returncode == 1, (argv, result.stderr)
+        assert result.stderr.startswith(f"cnet: error: state file {state}: networks.br0.subnets[0].subnet: "), \
+            result.stderr  # the file is blamed, never the user's valid --subnet
+        assert state.read_bytes() == before
+
+
+@pytest.mark.parametrize("text", ["", "   \n\n"])
+def test_an_empty_file_is_refused_and_kept(tmp_path, text):
+    state = tmp_path / "state.yaml"
+    state.write_text(text)
+    result = cnet("create", "bridge", "x", "--subnet", "10.9.0.0/24", state=state)
+    assert result.returncode == 1 and "is empty" in result.stderr
+    assert state.read_text() == text
