@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
 APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
 
-.PHONY: all system-deps venv test test-iptables unit demo bench bench-deps bench-quick clean
+.PHONY: all system-deps venv test test-iptables unit soak demo bench bench-deps bench-quick clean
 
 all: test
 
@@ -39,12 +39,16 @@ test-iptables: system-deps venv
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
+# The kill loop of tests/kernel/test_crash.py at full length: 200 operations (make test runs 30).
+soak: system-deps venv
+	CRASH_KILLS=200 $(BIN)/python -m pytest tests/kernel/test_crash.py -s
+
 demo: system-deps venv
 	tools/testhost env PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
 
 # Benchmarks print Markdown tables and write bench/results/; see bench/README.md.
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
-BENCHES := startup state_io kernel_access attach datapath peers
+BENCHES := startup state_io kernel_access attach lifecycle datapath peers
 
 # compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
 $(VENV)/.bench-deps: pyproject.toml | venv

@@ -46,6 +46,34 @@ def parse_cidr(text, what: str = "subnet") -> Network:
     raise InvalidInput(f"{what} {text} has host bits set (did you mean {meant}?)")
 
 
+# Blocks no network of a host can be made of: (block, what it is). A subnet
+# that overlaps one (holds part of it, or lies inside it) is refused.
+_UNUSABLE = [(ipaddress.ip_network(block), what) for block, what in (
+    ("0.0.0.0/8", "'this network' block (0.0.0.0/8), which no host address comes from"),
+    ("127.0.0.0/8", "loopback network (127.0.0.0/8): each namespace has its own on lo"),
+    ("169.254.0.0/16", "link-local network (169.254.0.0/16), which routers never forward"),
+    ("224.0.0.0/4", "multicast range (224.0.0.0/4)"),
+    ("240.0.0.0/4", "reserved range (240.0.0.0/4, class E and the broadcast address)"),
+    ("::1/128", "loopback address (::1)"),
+    ("::ffff:0:0/96", "IPv4-mapped IPv6 range (::ffff:0:0/96), which stands for IPv4 addresses"),
+    ("::/8", "reserved IPv6 range (::/8: unspecified, loopback, IPv4-compatible)"),
+    ("fe80::/10", "IPv6 link-local range (fe80::/10): every link has its own, the kernel gives it"),
+    ("fec0::/10", "deprecated site-local IPv6 range (fec0::/10)"),
+    ("ff00::/8", "IPv6 multicast range (ff00::/8)"),
+)]
+
+
+def check_usable(subnet: Network, what: str = "--subnet") -> None:
+    """InvalidInput if no host could use the subnet for a network of its own."""
+    if subnet.prefixlen == 0:
+        raise InvalidInput(f"{what} {subnet} is every address (a default route), not a network")
+    for block, kind in _UNUSABLE:
+        if subnet.version == block.version and subnet.overlaps(block):
+            inside = "is" if subnet.subnet_of(block) else "overlaps"
+            raise InvalidInput(f"{what} {subnet} {inside} the {kind}; choose a private range such as"
+                               f" {'10.0.0.0/8 or 172.16.0.0/12' if subnet.version == 4 else 'fd00::/8'}")
+
+
 def overlaps(a: Network, b: Network) -> bool:
     """True if the two networks share an address; different versions never do."""
     return a.version == b.version and a.overlaps(b)

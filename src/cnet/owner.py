@@ -78,10 +78,17 @@ class Owner:
 
     # -- named namespaces -------------------------------------------------------
 
-    def mark_netns(self, name: str) -> None:
-        """Before a name is made under /run/netns: it is ours from the start."""
+    def mark_netns(self, name: str) -> bool:
+        """Before a name is made under /run/netns: it is ours from the start.
+        False if the marker was there already (what a killed cnet left of that
+        name is still tagged, and an undo of this attempt must leave it so)."""
         os.makedirs(self.marker_dir, mode=0o755, exist_ok=True)
-        os.close(os.open(os.path.join(self.marker_dir, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        try:
+            os.close(os.open(os.path.join(self.marker_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o644))
+        except FileExistsError:
+            return False
+        return True
 
     def unmark_netns(self, name: str) -> None:
         """Once the name is gone."""

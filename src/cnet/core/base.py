@@ -34,8 +34,9 @@ class HeldSignals:
     the registration of its undo, and leave an object nobody records. Held,
     the signal is only noted; the transaction stops at its next safe point
     (check(): each time an undo step has been registered, and before the state
-    is written) and rolls back. One that comes after the state is written
-    lets the transaction finish: it is done by then."""
+    is written) and rolls back. One that comes once a teardown has begun
+    (nothing can be put back) or after the state is written lets the
+    transaction finish: it is done by then."""
 
     _pending: list[int] = []
 
@@ -110,6 +111,7 @@ class Change:
     hosts_networks: set[str] = field(default_factory=set)  # hosts files to rewrite once saved
     hosts_sandboxes: set[str] = field(default_factory=set)
     leftovers: list[str] = field(default_factory=list)  # what a teardown could not remove
+    irreversible: bool = False  # a teardown has begun: a held signal no longer rolls the operation back
 
     def nothing_to_do(self) -> None:
         self.changed = False
@@ -119,6 +121,7 @@ class Change:
         a failure is recorded (reported once the state is saved) and the
         teardown goes on. False if the step failed: the caller keeps the
         record of what it was removing. doing: "removing endpoint a/br0"."""
+        self.irreversible = True
         try:
             step(*args)
             return True
@@ -179,15 +182,16 @@ class CnetBase:
             with self._batch_line() as change:
                 yield change
             return
-        with self.store.locked(), Kernel(self.owner) as kernel:
-            with HeldSignals.held(), Undo() as undo:
+        with self.store.locked(), Kernel(self.owner) as kernel, HeldSignals.held():
+            with Undo() as undo:
                 change = Change(self.store.load(), undo, kernel)
                 yield change
-                HeldSignals.check()
+                if not change.irreversible:
+                    HeldSignals.check()
                 if change.changed:
                     self.store.save(change.state)
                 undo.pop_all()  # everything held: nothing to roll back
-            self._after_save(change)
+            self._after_save(change)  # still holding signals: the operation is done, it is finished
         if change.leftovers:
             raise change.incomplete()
 
@@ -237,7 +241,8 @@ class CnetBase:
             with Undo() as undo:
                 change = Change(b.state, undo, b.kernel, in_batch=True)
                 yield change
-                HeldSignals.check()
+                if not change.irreversible:
+                    HeldSignals.check()
                 undo.pop_all()
         except BaseException:
             b.state.restore(saved)

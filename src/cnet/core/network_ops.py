@@ -14,8 +14,10 @@ from .base import CnetBase
 
 class NetworkOps(CnetBase):
     def create_network(self, driver: str, name: str, *, subnets=(), gateways=(), ip_range=None, mtu=None,
-                       internal=False, masquerade=True, options=None, exist_ok=False) -> Network:
-        """A network of that driver; options: the driver's own (see its validate())."""
+                       internal=False, masquerade=True, options=None, exist_ok=False,
+                       force_subnet=False) -> Network:
+        """A network of that driver; options: the driver's own (see its validate()).
+        force_subnet: a subnet may overlap a network the host is on."""
         request = dict(driver=driver, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                        internal=internal, masquerade=masquerade, options=options)
         with self._change() as c:
@@ -30,7 +32,8 @@ class NetworkOps(CnetBase):
                 c.nothing_to_do()
                 return existing
             net = networks.plan_network(c.state, self.config, name, **request,
-                                        host_routes=lambda: c.kernel.netlink.route_networks())
+                                        host_routes=lambda: c.kernel.netlink.route_networks(),
+                                        host_networks=lambda: _host_networks(c.kernel), force_subnet=force_subnet)
             before = self._firewall_before(c)
             drivers.get(driver).create(net, c.kernel, c.undo)
             c.state.networks[name] = net
@@ -81,3 +84,11 @@ class NetworkOps(CnetBase):
             owners = [e.sandbox for e in attached]
             c.refresh_hosts([name], owners)
             return True
+
+
+def _host_networks(kernel) -> tuple[list, list]:
+    """The host's own addresses and its directly connected networks, for plan_network."""
+    import ipaddress
+
+    nl = kernel.netlink
+    return [ipaddress.ip_address(a) for a in nl.local_addresses()], nl.connected_networks()

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from .. import drivers
 from ..config import Config, iter_pool_subnets
 from ..errors import Conflict, InvalidInput
-from ..ipam import SubnetPool, overlaps, parse_cidr
+from ..ipam import SubnetPool, check_usable, overlaps, parse_cidr
 from ..model import Network, State, Subnet
 from ..names import check_ifname
 
@@ -19,15 +19,22 @@ MIN_IPV6_MTU = 1280  # below it the kernel turns IPv6 off on the link
 def plan_network(state: State, config: Config, name: str, *, driver: str,
                  subnets: Iterable[str] = (), gateways: Iterable[str] = (), ip_range: str | None = None,
                  mtu: int | None = None, internal: bool = False, masquerade: bool = True,
-                 options: dict | None = None, host_routes: Callable[[], list] = list) -> Network:
+                 options: dict | None = None, host_routes: Callable[[], list] = list,
+                 host_networks: Callable[[], tuple] = lambda: ((), ()), force_subnet: bool = False) -> Network:
     """The network that `cnet create DRIVER` would make, validated in full:
-    what every network has here, its driver's options by the driver."""
+    what every network has here, its driver's options by the driver.
+    host_routes(): the host's route destinations (a subnet picked from the
+    pools avoids them); host_networks(): (the host's own addresses, its
+    directly connected (network, link) routes), which an explicit subnet may
+    not hold or overlap (the routes: unless force_subnet)."""
     check_ifname(name)
     validate = drivers.get(driver).validate
     subnets, gateways = list(subnets), list(gateways)
     if len(gateways) > len(subnets):
         raise InvalidInput("each --gateway needs a --subnet it belongs to (the n-th gateway goes with the n-th subnet)")
     parsed = [parse_cidr(s) for s in subnets]
+    for subnet in parsed:
+        check_usable(subnet)
     versions = [n.version for n in parsed]
     if len(set(versions)) != len(versions):
         raise InvalidInput(f"a {driver} network takes at most one IPv4 and one IPv6 subnet")
@@ -41,15 +48,21 @@ def plan_network(state: State, config: Config, name: str, *, driver: str,
         raise Conflict(f"network {name} already exists")
     for pool in pools:
         _check_no_overlap(state, pool.subnet)
+    explicit = bool(pools)
     if not pools:
         pools = [SubnetPool(str(_pick_subnet(state, config, host_routes())))]
     if mtu < MIN_IPV6_MTU and any(p.version == 6 for p in pools):
         raise InvalidInput(f"MTU {mtu} is below {MIN_IPV6_MTU}, the least IPv6 works with")
-    return validate(Network(
+    net = validate(Network(
         name=name, driver=driver,
         subnets=[Subnet(str(p.subnet), str(p.gateway), str(p.ip_range) if p.ip_range else None) for p in pools],
         mtu=mtu, internal=internal, masquerade=masquerade and not internal, options=dict(options or {}),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    # A network the host routes to through a link of the driver's (a bridge) must not
+    # be the host's own; one on the host's LAN directly (macvlan) is meant to be.
+    if explicit and drivers.get(driver).firewall(net).interface is not None:
+        _check_not_the_hosts(pools, *host_networks(), force_subnet)
+    return net
 
 
 def _with_ip_range(pools: list[SubnetPool], ip_range: str) -> list[SubnetPool]:
@@ -66,6 +79,18 @@ def _check_no_overlap(state: State, subnet) -> None:
         for s in other.subnets:
             if overlaps(subnet, parse_cidr(s.subnet)):
                 raise Conflict(f"subnet {subnet} overlaps subnet {s.subnet} of network {other.name}")
+
+
+def _check_not_the_hosts(pools, addresses, connected, force_subnet: bool) -> None:
+    for pool in pools:
+        mine = next((a for a in addresses if a.version == pool.version and a in pool.subnet), None)
+        if mine is not None:
+            raise Conflict(f"subnet {pool.subnet} holds {mine}, an address of this host: sandboxes could not"
+                           " tell it from the host's own")
+        clash = next(((n, dev) for n, dev in connected if overlaps(n, pool.subnet)), None)
+        if clash is not None and not force_subnet:
+            raise Conflict(f"subnet {pool.subnet} overlaps {clash[0]}, a network this host is on (dev {clash[1]}):"
+                           " its traffic would go to the wrong side; --force-subnet uses it anyway")
 
 
 def _pick_subnet(state: State, config: Config, routes: list):

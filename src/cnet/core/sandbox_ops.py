@@ -65,8 +65,8 @@ class SandboxOps(CnetBase):
                       "host": lambda: "/proc/thread-self/ns/net"}.get(mode)
             if mode == "joined" and not netns.exists(sb.target):
                 raise self._gone(sb.target)
-            self.owner.mark_netns(name)  # before the name exists: never a namespace of ours untagged
-            c.undo.callback(self.owner.unmark_netns, name)
+            if self.owner.mark_netns(name):  # before the name exists: never a namespace of ours untagged
+                c.undo.callback(self.owner.unmark_netns, name)
             if source is None:
                 netns.create(name)
             else:
@@ -296,7 +296,8 @@ def _adoptable(pid: int | None, path: str | None) -> str:
         what = f"process {pid}" if pid is not None else f"namespace path {path}"
         raise NotFound(f"{what} not found")
     if kind != "net":
-        raise InvalidInput(f"{path} is not a network namespace")
+        what = "" if kind in ("other", "unreadable") else f" ({kind})"
+        raise InvalidInput(f"{path} is not a network namespace{what}")
     if netns.same(path, "/proc/thread-self/ns/net"):
         raise InvalidInput(f"{path} is the host's own network namespace; use --host for that")
     return path

@@ -88,7 +88,16 @@ def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | 
     else:
         ifname = next(f"eth{i}" for i in range(len(present) + len(ours) + 1)
                       if f"eth{i}" not in present and f"eth{i}" not in ours)
-    mac = check_mac(mac) if mac else random_mac()
+    macs = {e.mac for e in state.endpoints_of_network(net.name)}
+    if mac:
+        mac = check_mac(mac)
+        if mac in macs:
+            owner_of = next(e.sandbox for e in state.endpoints_of_network(net.name) if e.mac == mac)
+            raise Conflict(f"MAC address {mac} is already used on network {net.name} (by sandbox {owner_of})")
+    else:
+        mac = random_mac()
+        while mac in macs:  # one chance in 2^46 a draw: drawn again
+            mac = random_mac()
     addresses, subnets = _addresses(state, net, ips)
     ep = Endpoint(sandbox=owner, network=net.name, ifname=ifname, host_ifname="",
                   mac=mac, addresses=addresses)

@@ -27,6 +27,7 @@ from .pyroute import IPRoute, NetlinkError
 IFA_F_NODAD = 0x02  # an address usable at once, without duplicate address detection
 RT_TABLE_MAIN = 254
 RTN_UNICAST, RTN_LOCAL = 1, 2
+RT_SCOPE_LINK = 253
 BRIDGE_MODE_HAIRPIN = 1
 
 
@@ -273,6 +274,22 @@ class Netlink:
     @_guarded("cannot list addresses")
     def local_addresses(self) -> set[str]:
         return {cidr.split("/")[0] for cidr in self._addresses()}
+
+    @_guarded("cannot list routes")
+    def connected_networks(self) -> list[tuple]:
+        """(network, link name) of the main table's directly connected routes
+        (no gateway, scope link): the networks this host is on."""
+        found, names = [], {}
+        for msg in self._routes():
+            dst = msg.get("dst")
+            if (msg.get("table") == RT_TABLE_MAIN and msg["type"] == RTN_UNICAST and dst and msg["dst_len"]
+                    and not msg.get("gateway") and msg.get("scope") == RT_SCOPE_LINK):
+                oif = msg.get("oif")
+                if oif not in names:
+                    link = self._get_link(index=oif) if oif else None
+                    names[oif] = link.get("ifname") if link else "?"
+                found.append((ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False), names[oif]))
+        return found
 
     @_guarded("cannot list routes")
     def route_networks(self) -> list:

@@ -117,11 +117,24 @@ def remove(name: str) -> None:
 
 def kind_of(path: str) -> str | None:
     """'net' if path is a network namespace, another word for another kind of
-    file, None if there is nothing there."""
+    file ("a FIFO", "a directory", ...), None if there is nothing there.
+    Never blocks: a namespace file is a regular file (of nsfs), so anything
+    else is told apart by stat(2) before it is opened, and it is opened
+    non-blocking (a FIFO's open would wait for a writer, with the lock held)."""
+    import stat
+
     try:
-        fd = os.open(path, os.O_RDONLY)
+        mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError:
+        return "unreadable"
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory",
+                 stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+        return next((word for test, word in kinds.items() if test(mode)), "other")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return "unreadable"
     try:
