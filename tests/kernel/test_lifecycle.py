@@ -8,6 +8,7 @@ file, the namespace markers and /etc/netns are kept (they are on disk).
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -186,3 +187,16 @@ def test_two_state_files_keep_their_own_objects(host):
     assert "brb" in host.links() and host.cnet(*b, "check").returncode == 0
     serve(host, "tcp", 80, ns="sb")
     assert ask(host, "tcp", "127.0.0.1", 8002) is not None
+
+
+def test_check_reads_no_netlink_and_deep_looks_at_addresses_too(net):
+    host, _ = net
+    loaded = host.run([sys.executable, "-c", "import sys\nfrom cnet.cli import main\ntry:\n    main(['check'])\n"
+                       "except SystemExit as e:\n    code = e.code\nprint(code, 'pyroute2' in sys.modules)"])
+    assert loaded.stdout.split()[-2:] == ["0", "False"], loaded  # the state and sysfs only
+    host.run(["ip", "addr", "del", "172.26.0.1/16", "dev", "mybr0"], check=True)
+    assert host.cnet("check").returncode == 0  # the bridge is whole as far as sysfs tells
+    deep = host.cnet("check", "--deep")
+    assert deep.returncode == 5 and "missing address 172.26.0.1/16 on link mybr0 (network mybr0)" in deep.stdout
+    assert "made network mybr0" in ok(host.cnet("restore"))
+    assert "172.26.0.1/16" in host.addresses("mybr0") and host.cnet("check", "--deep").returncode == 0

@@ -28,7 +28,8 @@ For `cnet check` and `cnet restore` (core/lifecycle.py):
         the host links that the network and these endpoints of it are.
     survey_network(net, kernel, host_addresses) -> list[str]
         what is wrong with the network's kernel objects, a phrase each;
-        host_addresses(name): the addresses on a host link.
+        host_addresses(name): the addresses on a host link (None: look
+        without netlink, as `cnet check` does unless --deep).
     repair_network(net, kernel, undo)  make them what the state says.
     survey_endpoint(net, ep, kernel, inside) -> list[str]
         the same for one endpoint; inside: a netlink handle in the sandbox to

@@ -168,7 +168,8 @@ def links(net: Network, endpoints) -> set[str]:
 
 def survey_network(net: Network, kernel, host_addresses) -> list[str]:
     """What is wrong with the bridge, a phrase each ("missing link br0").
-    host_addresses(name): the addresses the kernel has on a host link."""
+    host_addresses(name): the addresses the kernel has on a host link; None
+    to read sysfs only (its alias, set last, says the bridge was made whole)."""
     from ..kernel import sysfs
 
     link = sysfs.link(net.name)
@@ -180,9 +181,10 @@ def survey_network(net: Network, kernel, host_addresses) -> list[str]:
             return [f"link {net.name} is not cnet's (ifalias {link.alias!r}): cnet leaves it alone"]
         return [f"incomplete link {net.name} (its creation was cut short)"]
     problems = []
-    have = set(host_addresses(net.name))
-    problems += [f"missing address {s.gateway_cidr} on link {net.name}" for s in net.subnets
-                 if s.gateway_cidr not in have]
+    if host_addresses is not None:
+        have = set(host_addresses(net.name))
+        problems += [f"missing address {s.gateway_cidr} on link {net.name}" for s in net.subnets
+                     if s.gateway_cidr not in have]
     if not link.up:
         problems.append(f"link {net.name} is down")
     if link.mtu != net.mtu:
