@@ -200,3 +200,14 @@ def test_check_reads_no_netlink_and_deep_looks_at_addresses_too(net):
     assert deep.returncode == 5 and "missing address 172.26.0.1/16 on link mybr0 (network mybr0)" in deep.stdout
     assert "made network mybr0" in ok(host.cnet("restore"))
     assert "172.26.0.1/16" in host.addresses("mybr0") and host.cnet("check", "--deep").returncode == 0
+
+
+def test_after_a_reboot_commands_do_not_pretend(net):
+    host, _ = net
+    reboot(host)
+    result = host.cnet("publish", "web", "9000:80")
+    assert result.returncode == 3 and "cnet restore" in result.stderr  # not a port to nowhere
+    result = host.cnet("create", "bridge", "mybr0", "--subnet", "172.26.0.0/16", "--subnet", "fd00:26::/64",
+                       "--exist-ok")
+    assert result.returncode == 0 and "is made again" in result.stderr
+    assert "mybr0" in host.links() and "172.26.0.1/16" in host.addresses("mybr0")

@@ -30,6 +30,11 @@ class NetworkOps(CnetBase):
                 if not existing.same_definition(wanted):
                     raise Conflict(f"network {name} exists with other settings")
                 c.nothing_to_do()
+                driver = drivers.get(existing.driver)
+                if driver.survey_network(existing, c.kernel, None):  # recorded, but not whole in the kernel
+                    driver.repair_network(existing, c.kernel, c.undo)
+                    self.warnings.append(f"network {name} was not whole in the kernel and is made again;"
+                                         " `cnet check` tells whether anything else is missing")
                 return existing
             net = networks.plan_network(c.state, self.config, name, **request,
                                         host_routes=lambda: c.kernel.netlink.route_networks(),

@@ -43,7 +43,12 @@ def add_mappings(c: Change, ns: str, spec: portspec.PortSpec, network: str | Non
 
     if ns not in c.state.sandboxes:
         raise NotFound(f"sandbox {ns} not found")
+    from ..kernel import netns
+
     owner = c.state.owner(ns)
+    if not netns.exists(owner):  # a port to nowhere: after a reboot, `cnet restore` first
+        raise NotFound(f"the network namespace of sandbox {owner} is gone from /run/netns;"
+                       " `cnet restore` makes it again (`cnet check` tells what else is missing)")
     ep = ports.choose_endpoint(c.state, owner, ns, network, lambda net: firewall_needs(net).publish)
     families = ports.families_of(ep, spec, ns)
     if spec.host_ip is not None:
