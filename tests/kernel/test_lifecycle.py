@@ -134,6 +134,8 @@ def test_gc_removes_what_carries_the_tag_and_only_that(host):
     result = host.cnet("check")
     assert result.returncode == 5
     assert "extra netns lost (tagged by cnet, not in the state)" in result.stdout
+    again = host.cnet("create", "ns", "lost")
+    assert again.returncode == 4 and "`cnet gc` removes it" in again.stderr
     assert f"extra link {veth} (tagged by cnet: endpoint lost br0; not in the state)" in result.stdout
     assert "extra link br9" in result.stdout
 

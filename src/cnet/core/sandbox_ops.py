@@ -8,12 +8,13 @@ existing path (adopted: cnet never deletes that namespace), or the host's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 
 from .. import drivers
 from ..drivers.base import add_default_routes
-from ..errors import CnetError, InvalidInput, NotFound, OperationFailed
+from ..errors import CnetError, Conflict, InvalidInput, NotFound, OperationFailed
 from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
 from . import sandboxes
@@ -67,6 +68,9 @@ class SandboxOps(CnetBase):
                 raise self._gone(sb.target)
             if self.owner.mark_netns(name):  # before the name exists: never a namespace of ours untagged
                 c.undo.callback(self.owner.unmark_netns, name)
+            elif os.path.lexists(netns.path_of(name)):
+                raise Conflict(f"{netns.path_of(name)} was left by a cnet process that was stopped before it"
+                               " recorded it; `cnet gc` removes it")
             if source is None:
                 netns.create(name)
             else:
