@@ -83,6 +83,16 @@ def _dnat_differences(host, state, endpoints) -> list[str]:
             wanted.add((f"dnat{6 if six else 4}{'any' if any_ip else ''}",
                         f"{'' if any_ip else p['host_ip'] + ' '}{p['protocol']} {p['host_port'] + i}",
                         f"{target} {p['port'] + i}"))
+    have = _iptables_dnat(host) if host.env.get("CNET_FIREWALL") == "iptables" else _nft_dnat(host)
+    return ([f"nft element missing: {' '.join(k)}" for k in sorted(wanted - have)]
+            + [f"nft element not in the state: {' '.join(k)}" for k in sorted(have - wanted)])
+
+
+def _words(value) -> str:
+    return " ".join(str(x) for x in (value["concat"] if isinstance(value, dict) else [value]))
+
+
+def _nft_dnat(host) -> set:
     listed = host.run(["nft", "-j", "list", "table", "inet", "cnet"])
     items = json.loads(listed.stdout).get("nftables", []) if listed.returncode == 0 else []
     have = set()
@@ -91,9 +101,20 @@ def _dnat_differences(host, state, endpoints) -> list[str]:
         if m and m["name"].startswith("dnat"):
             for key, value in m.get("elem", ()):
                 have.add((m["name"], _words(key), _words(value)))
-    return ([f"nft element missing: {' '.join(k)}" for k in sorted(wanted - have)]
-            + [f"nft element not in the state: {' '.join(k)}" for k in sorted(have - wanted)])
+    return have
 
 
-def _words(value) -> str:
-    return " ".join(str(x) for x in (value["concat"] if isinstance(value, dict) else [value]))
+def _iptables_dnat(host) -> set:
+    """The DNAT rules of chain CNET-DNAT, as the nft maps' (map, key, value) would name them."""
+    have = set()
+    for tool, family in (("iptables-save", 4), ("ip6tables-save", 6)):
+        for line in host.run([tool, "-t", "nat"]).stdout.splitlines():
+            words = line.split()
+            if words[:2] != ["-A", "CNET-DNAT"] or "--to-destination" not in words:
+                continue
+            host_ip = words[words.index("-d") + 1].split("/")[0] if "-d" in words else None
+            protocol, port = words[words.index("-p") + 1], words[words.index("--dport") + 1]
+            target, _, target_port = words[words.index("--to-destination") + 1].rpartition(":")
+            key = f"{host_ip + ' ' if host_ip else ''}{protocol} {port}"
+            have.add((f"dnat{family}{'' if host_ip else 'any'}", key, f"{target.strip('[]')} {target_port}"))
+    return have
