@@ -27,12 +27,19 @@ from cnet.state import StateStore
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
-    """No CNET_* from the caller's environment, and an empty config file."""
+    """No CNET_* from the caller's environment, an empty config file, and no
+    links or namespaces (what `ls` reads for its STATUS) but empty directories
+    of this test's own."""
+    from cnet.kernel import netns, sysfs
+
     for var in ("CNET_STATE", "CNET_CONFIG", "CNET_FIREWALL"):
         monkeypatch.delenv(var, raising=False)
     config = tmp_path / "config.yaml"
     config.write_text("")
     monkeypatch.setenv("CNET_CONFIG", str(config))
+    for name, module, attribute in (("sys-class-net", sysfs, "SYS_CLASS_NET"), ("run-netns", netns, "NETNS_RUN_DIR")):
+        (tmp_path / name).mkdir()
+        monkeypatch.setattr(module, attribute, str(tmp_path / name))
 
 
 def reached_the_kernel(*args, **kwargs):
@@ -313,10 +320,10 @@ def test_debug_adds_a_traceback_to_the_error(capsys, state_file):
 # --- output for people and scripts ----------------------------------------------------------
 
 LS_TABLE = """\
-NAME   DRIVER  SUBNETS                     GATEWAYS               MTU   FLAGS          ENDPOINTS
-mybr0  bridge  172.26.0.0/16,fd00:26::/64  172.26.0.1,fd00:26::1  1500  -              1
-quiet  bridge  10.9.0.0/24                 10.9.0.254             9000  internal       0
-nonat  bridge  10.10.0.0/24                10.10.0.1              1500  no-masquerade  0
+NAME   DRIVER  SUBNETS                     GATEWAYS               MTU   FLAGS          ENDPOINTS  STATUS
+mybr0  bridge  172.26.0.0/16,fd00:26::/64  172.26.0.1,fd00:26::1  1500  -              1          missing
+quiet  bridge  10.9.0.0/24                 10.9.0.254             9000  internal       0          missing
+nonat  bridge  10.10.0.0/24                10.10.0.1              1500  no-masquerade  0          missing
 """
 
 
@@ -338,15 +345,15 @@ def test_ls_json(capsys, prepared):
          "subnets": [{"subnet": "172.26.0.0/16", "gateway": "172.26.0.1", "ip_range": None},
                      {"subnet": "fd00:26::/64", "gateway": "fd00:26::1", "ip_range": None}],
          "mtu": 1500, "internal": False, "masquerade": True, "options": {},
-         "created": "2024-05-01T10:00:00+00:00", "endpoints": 1},
+         "created": "2024-05-01T10:00:00+00:00", "endpoints": 1, "status": "missing"},
         {"name": "quiet", "driver": "bridge",
          "subnets": [{"subnet": "10.9.0.0/24", "gateway": "10.9.0.254", "ip_range": "10.9.0.128/25"}],
          "mtu": 9000, "internal": True, "masquerade": False, "options": {},
-         "created": "2024-05-02T10:00:00+00:00", "endpoints": 0},
+         "created": "2024-05-02T10:00:00+00:00", "endpoints": 0, "status": "missing"},
         {"name": "nonat", "driver": "bridge",
          "subnets": [{"subnet": "10.10.0.0/24", "gateway": "10.10.0.1", "ip_range": None}],
          "mtu": 1500, "internal": False, "masquerade": False, "options": {},
-         "created": "2024-05-03T10:00:00+00:00", "endpoints": 0},
+         "created": "2024-05-03T10:00:00+00:00", "endpoints": 0, "status": "missing"},
     ]
     assert json.loads(out) == expected
     assert out == json.dumps(expected, indent=2) + "\n"  # same keys in the same order, 2-space indent
@@ -358,17 +365,17 @@ def test_ls_other_lists(capsys, prepared):
     assert run(capsys, "--state", s, "ls", "ns", "-q") == (0, "web\nside\n", "")
     assert run(capsys, "--state", s, "ls", "endpoints", "-q") == (0, "web:mybr0\n", "")
     assert run(capsys, "--state", s, "ls", "ports") == (
-        0, "SANDBOX  NETWORK  MAPPING\nweb      mybr0    0.0.0.0:8080->80/tcp\n", "")
+        0, "SANDBOX  NETWORK  MAPPING               STATUS\nweb      mybr0    0.0.0.0:8080->80/tcp  missing\n", "")
     code, out, err = run(capsys, "--state", s, "ls", "endpoints", "--json")
-    assert json.loads(out) == [prepared_state().endpoints[0].to_dict()]
+    assert json.loads(out) == [{**prepared_state().endpoints[0].to_dict(), "status": "missing"}]
 
 
 def test_ls_on_a_missing_state_file(capsys, tmp_path, state_file):
     assert run(capsys, "--state", str(state_file), "ls") == (
-        0, "NAME  DRIVER  SUBNETS  GATEWAYS  MTU  FLAGS  ENDPOINTS\n", "")
+        0, "NAME  DRIVER  SUBNETS  GATEWAYS  MTU  FLAGS  ENDPOINTS  STATUS\n", "")
     assert run(capsys, "--state", str(state_file), "ls", "-q") == (0, "", "")
     assert run(capsys, "--state", str(state_file), "ls", "--json") == (0, "[]\n", "")
-    assert os.listdir(tmp_path) == ["config.yaml"]  # reading takes no lock and writes nothing
+    assert sorted(os.listdir(tmp_path)) == ["config.yaml", "run-netns", "sys-class-net"]  # no lock, nothing written
 
 
 def test_ls_reads_cnet_state_from_the_environment(capsys, monkeypatch, prepared):
@@ -482,3 +489,20 @@ def test_the_probe_catches_a_command_that_loads_netlink(tmp_path, prepared):
 def test_the_probe_sees_ls_output(tmp_path, prepared):
     result, out, err = probe(tmp_path, "--state", str(prepared), "ls")
     assert out == LS_TABLE
+
+
+def test_ls_status_reads_no_netlink(tmp_path):
+    """ls STATUS from /sys/class/net and /run/netns, netlink blocked: a network
+    named after a link every host has (lo) is there, one named after none is
+    missing; a host-mode sandbox is there, one with no namespace is not."""
+    state = tmp_path / "state.yaml"
+    StateStore(str(state)).save(State(
+        networks={name: Network(name, "bridge", [Subnet(subnet, gateway)], 1500)
+                  for name, subnet, gateway in (("lo", "10.7.0.0/24", "10.7.0.1"),
+                                                ("cnet-nosuch0", "10.8.0.0/24", "10.8.0.1"))},
+        sandboxes={"me": Sandbox("me", mode="host"), "cnet-nosuch-ns": Sandbox("cnet-nosuch-ns")}))
+    for what, expected in (("networks", {"lo": "ok", "cnet-nosuch0": "missing"}),
+                           ("ns", {"me": "ok", "cnet-nosuch-ns": "missing"})):
+        result, out, err = probe(tmp_path, "--state", str(state), "ls", what, "--json")
+        assert result == {"code": 0, "netlink": [], "attempted": []}, err
+        assert {item["name"]: item["status"] for item in json.loads(out)} == expected

@@ -13,34 +13,40 @@ LISTS = ("networks", "ns", "endpoints", "ports")
 @click.option("-q", "--quiet", is_flag=True, help="Names only, one a line.")
 @click.pass_obj
 def ls(obj, what, json_out, quiet):
-    """List networks (default), sandboxes, endpoints or published ports."""
+    """List networks (default), sandboxes, endpoints or published ports.
+
+    STATUS (JSON: "status") is "ok", or "missing" when the record's kernel
+    object is gone: a network's link, a sandbox's namespace, an endpoint's
+    namespace or host link, a port's endpoint (`cnet restore` makes them again).
+    """
     if what == "networks":
-        items = [network_view(n, count) for n, count in obj.api.network_listing()]
+        listing = obj.api.network_listing()
+        items = [{**network_view(n, count), "status": status} for n, count, status in listing]
         names = [n["name"] for n in items]
         rows = [[n["name"], n["driver"], ",".join(s["subnet"] for s in n["subnets"]),
                  ",".join(s["gateway"] for s in n["subnets"]), str(n["mtu"]), _flags(n),
-                 str(n["endpoints"])] for n in items]
-        headers = ["NAME", "DRIVER", "SUBNETS", "GATEWAYS", "MTU", "FLAGS", "ENDPOINTS"]
+                 str(n["endpoints"]), n["status"]] for n in items]
+        headers = ["NAME", "DRIVER", "SUBNETS", "GATEWAYS", "MTU", "FLAGS", "ENDPOINTS", "STATUS"]
     elif what == "ns":
         listing = obj.api.sandbox_listing()
-        items = [s.to_dict() for s, _ in listing]
-        names = [s.name for s, _ in listing]
-        rows = [[s.name, s.mode, s.target or "-", ",".join(nets) or "-"] for s, nets in listing]
-        headers = ["NAME", "MODE", "TARGET", "NETWORKS"]
+        items = [{**s.to_dict(), "status": status} for s, _, status in listing]
+        names = [s.name for s, _, _ in listing]
+        rows = [[s.name, s.mode, s.target or "-", ",".join(nets) or "-", status] for s, nets, status in listing]
+        headers = ["NAME", "MODE", "TARGET", "NETWORKS", "STATUS"]
     elif what == "endpoints":
-        state = obj.api.read_state()
-        items = [e.to_dict() for e in state.endpoints]
+        listing = obj.api.endpoint_listing()
+        items = [{**e.to_dict(), "status": status} for e, status in listing]
         names = [f"{e['sandbox']}:{e['network']}" for e in items]
-        rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"]]
+        rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"], e["status"]]
                 for e in items]
-        headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK"]
+        headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "STATUS"]
     else:
-        state = obj.api.read_state()
-        items = [p.to_dict() for p in state.ports]
+        listing = obj.api.port_listing()
+        items = [{**p.to_dict(), "status": status} for p, status in listing]
         names = [p["sandbox"] for p in items]
         rows = [[p.sandbox, p.network, " ".join(mapping_lines(p) if p.count <= 3 else [
-                 f"{mapping_lines(p)[0]} ... {mapping_lines(p)[-1]}"])] for p in state.ports]
-        headers = ["SANDBOX", "NETWORK", "MAPPING"]
+                 f"{mapping_lines(p)[0]} ... {mapping_lines(p)[-1]}"]), status] for p, status in listing]
+        headers = ["SANDBOX", "NETWORK", "MAPPING", "STATUS"]
     if json_out:
         as_json(items)
     elif quiet:
