@@ -1,0 +1,257 @@
+"""The host's health, for `cnet check`: what on this host, outside cnet's own
+objects, keeps its networks from working. Each warning is one sentence: what
+is wrong, what it breaks, what to do. Nothing is changed.
+
+- forwarding off while a routed network of that family exists;
+- a forward path that drops cnet's traffic: the iptables FORWARD chain (a
+  DROP policy without cnet's accept jump, a rule refusing every packet before
+  it), rules in the other iptables stack (legacy beside nft, or the reverse),
+  an nftables forward-hook chain of another table that drops by default or
+  with a final rule, firewalld;
+- a host route overlapping a cnet subnet (other than the network's own);
+- a network MTU above that of the link of a default route (the uplink);
+- sandboxes whose resolv.conf names a loopback nameserver (a stub resolver
+  such as systemd-resolved's 127.0.0.53), which nothing answers in their
+  own namespace.
+
+Where the time goes: one `nft -j list ruleset` (libnftables in-process, a
+few ms; it grows with the elements of cnet's maps), one `iptables-save -t
+filter` process per family that has a routed network (~5-10 ms each), one
+netlink route dump (~1 ms, plus one request per link a route names), a read
+of /proc/net/ip_tables_names (the legacy stack's tables, so iptables-legacy-save
+runs only where it has some), and sysfs and /proc/sys reads. The sandboxes
+cost a set lookup each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..config import Config
+from ..errors import OperationFailed
+from ..firewall import hostread
+from ..kernel import sysctl, sysfs
+from ..model import Network, State
+from ..owner import DEFAULT, Owner
+from ..resolver import Resolver
+from .base import firewall_needs
+
+FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
+TOOL = {4: "iptables", 6: "ip6tables"}
+NFT_FAMILIES = {"ip": (4,), "ip6": (6,), "inet": (4, 6), "bridge": (4, 6)}
+SHOWN = 5  # names listed in a warning before "and N more"
+
+
+def warnings(state: State, config: Config, owner: Owner = DEFAULT) -> list[str]:
+    """The host's health warnings for this state, a line each. owner: whose
+    accept chain answers an iptables DROP policy (the state file's)."""
+    routed = _routed(state)
+    found = _forwarding_off(routed)
+    if routed:
+        found += _forward_path(routed, owner.iptables_chain("ACCEPT"))
+    if state.networks:
+        found += _routes(state, routed)
+    found += _stub_resolvers(state, config)
+    return found
+
+
+def _link(net: Network) -> str:
+    return firewall_needs(net).interface or net.name
+
+
+def _listed(kind: str, names) -> str:
+    """"network br0", "networks a, b and c", "sandboxes a, ..., e and 7 more"."""
+    names = sorted(names)
+    if len(names) == 1:
+        return f"{kind} {names[0]}"
+    kinds = kind + ("es" if kind.endswith(("s", "x", "ch")) else "s")
+    more = len(names) - SHOWN
+    if more > 0:
+        return f"{kinds} {', '.join(names[:SHOWN])} and {more} more"
+    return f"{kinds} {', '.join(names[:-1])} and {names[-1]}"
+
+
+def _routed(state: State) -> dict[int, list[Network]]:
+    """IP family -> the networks whose traffic the host routes (their driver
+    asks for that family's forwarding sysctl)."""
+    routed: dict[int, list[Network]] = {}
+    for net in state.networks.values():
+        needs = firewall_needs(net).sysctls
+        for family, key in FORWARDING.items():
+            if key in needs:
+                routed.setdefault(family, []).append(net)
+    return routed
+
+
+def _names(nets) -> set[str]:
+    return {n.name for n in nets}
+
+
+# -- forwarding ------------------------------------------------------------------
+
+def _forwarding_off(routed: dict[int, list[Network]]) -> list[str]:
+    found = []
+    for family, nets in sorted(routed.items()):
+        key = FORWARDING[family]
+        try:
+            value = sysctl.read(key)
+        except OperationFailed:  # no such sysctl (IPv6 off at boot): nothing cnet could set either
+            continue
+        if value != "1":
+            verb = "routes" if len(nets) == 1 else "route"
+            found.append(f"{key} is {value}, but {_listed('network', _names(nets))} {verb} through the host:"
+                         f" sandboxes there reach nothing beyond it and published ports do not answer from"
+                         f" outside; `cnet restore` sets it to 1 (or sysctl -w {key}=1)")
+    return found
+
+
+# -- the forward path ------------------------------------------------------------
+
+def _forward_path(routed: dict[int, list[Network]], accept_chain: str) -> list[str]:
+    found = []
+    read = set()  # the families whose iptables-nft tables iptables-save has shown
+    variants = {family: hostread.iptables_variant(family) for family in routed}
+    for family, nets in sorted(routed.items()):
+        networks = _listed("network", _names(nets))
+        text = hostread.iptables_filter(family)
+        if text is not None:
+            found += _iptables_forward(TOOL[family], text, accept_chain, networks)
+            if variants[family] == "nft":
+                read.add(family)
+        if variants[family] == "nft":
+            found += _legacy_beside_nft(family, accept_chain, networks)
+    items = hostread.nft_ruleset()
+    if items is not None:
+        found += _nftables(items, routed, variants, read)
+    return found
+
+
+def _nftables(items: list[dict], routed: dict[int, list[Network]], variants: dict, read: set[int]) -> list[str]:
+    found = []
+    for family in sorted(routed):
+        rules = hostread.iptables_nft_rules(items, "ip" if family == 4 else "ip6") if variants[family] == "legacy" else 0
+        if rules:
+            tool = TOOL[family]
+            found.append(f"iptables-nft's tables in nftables hold {rules} IPv{family} rule(s) while {tool} is the"
+                         " legacy variant: both stacks see every packet, and cnet's accept rules are in the legacy"
+                         f" one only; move them to one stack ({tool}-nft-save | {tool}-legacy-restore) and flush"
+                         " the other")
+
+    def read_through_iptables(nft_family: str, table: str) -> bool:
+        return (4 if nft_family == "ip" else 6) in read and hostread.iptables_nft_table(nft_family, table)
+
+    for block in hostread.nft_forward_blocks(items, read_through_iptables):
+        nets = [n for family in NFT_FAMILIES.get(block.family, ()) for n in routed.get(family, ())]
+        if not nets:
+            continue  # a family cnet routes none of
+        bridge = min(_link(n) for n in nets)
+        found.append(f"nftables {block.where} (not cnet's) has {block.why}: a packet must pass every forward"
+                     f" chain, so forwarded traffic of {_listed('network', _names(nets))} is dropped there whatever"
+                     f" cnet's table accepts; accept it in that chain first (iifname \"{bridge}\" accept;"
+                     f" oifname \"{bridge}\" ct state established,related accept; ct status dnat accept),"
+                     " or remove the chain")
+    if hostread.has_firewalld(items):
+        nets = [n for nets in routed.values() for n in nets]
+        bridges = sorted({_link(n) for n in nets})
+        found.append(f"firewalld is running (nftables table inet firewalld): it rejects forwarded traffic of"
+                     f" interfaces in no zone that allows it, so {_listed('network', _names(nets))} may get no"
+                     f" traffic through; put {_listed('bridge', bridges)} in a zone that forwards"
+                     f" (firewall-cmd --permanent --zone=trusted --add-interface={bridges[0]}; firewall-cmd --reload)")
+    return found
+
+
+def _iptables_forward(tool: str, text: str, accept_chain: str, networks: str) -> list[str]:
+    forward = hostread.parse_save(text).forward()
+    blocked = forward and hostread.forward_blocks(*forward, accept_chain)
+    if not blocked:
+        return []
+    if blocked.by_policy:
+        fix = ("set the policy to ACCEPT, or let cnet add its accept rules: it does when it creates or deletes"
+               " a network while the policy is DROP")
+    else:
+        fix = ("remove that rule, or accept cnet's bridges before it (-i BRIDGE -j ACCEPT, and -o BRIDGE"
+               " -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT)")
+    return [f"{tool}: {blocked.why}, so forwarded traffic of {networks} is dropped (no way out of the host, no"
+            f" published ports from outside); {fix}"]
+
+
+def _legacy_beside_nft(family: int, accept_chain: str, networks: str) -> list[str]:
+    """The legacy stack filtering beside iptables-nft (which cnet uses)."""
+    text = hostread.legacy_rules_text(family)
+    if text is None:
+        return []
+    saved = hostread.parse_save(text)
+    restrictive = saved.restrictive_policies()
+    if not saved.rule_count and not restrictive:
+        return []  # tables made by a listing, with nothing in them
+    tool = f"{TOOL[family]}-legacy"
+    forward = saved.forward()
+    blocked = forward and hostread.forward_blocks(*forward, accept_chain)
+    what = [f"{saved.rule_count} rule(s)"] + ([f"policies {', '.join(restrictive)}"] if restrictive else [])
+    effect = (f"; there {blocked.why}, so forwarded traffic of {networks} is dropped" if blocked else "")
+    return [f"{tool} holds {' and '.join(what)} beside {TOOL[family]} (nft): both stacks see every packet, and"
+            f" cnet's accept rules are in the nft one only{effect}; move them ({tool}-save | {TOOL[family]}-restore)"
+            f" and flush {tool}, or remove them"]
+
+
+# -- routes and MTU ----------------------------------------------------------------
+
+def _routes(state: State, routed: dict[int, list[Network]]) -> list[str]:
+    """Host routes overlapping cnet's subnets, and MTUs above the uplinks'."""
+    from ..kernel.netlink import Netlink
+
+    with Netlink() as nl:
+        lines = nl.routes_view()  # the main table, as `ip route` words it: "DST [via GW] dev NAME"
+    uplinks, routes = set(), []
+    for line in lines:
+        words = line.split()
+        dev = words[words.index("dev") + 1] if "dev" in words else "?"
+        if words[0] == "default":
+            uplinks.add(dev)
+        else:
+            routes.append((ipaddress.ip_network(words[0], strict=False), dev, line))
+    found = []
+    for net in state.networks.values():
+        own = _link(net)
+        for s in net.subnets:
+            subnet = ipaddress.ip_network(s.subnet)
+            for dst, dev, line in routes:
+                if dev != own and dst.version == subnet.version and dst.overlaps(subnet):
+                    found.append(f"the host route {line} overlaps subnet {s.subnet} of network {net.name}: traffic"
+                                 " between the host and those addresses may take the wrong link; remove or narrow"
+                                 " that route, or move the network to a free subnet (delete and create it again)")
+    mtus = {name: link.mtu for name in uplinks if (link := sysfs.link(name)) is not None}
+    for net in {n.name: n for nets in routed.values() for n in nets}.values():
+        lower = [(mtu, name) for name, mtu in mtus.items() if mtu < net.mtu]
+        if lower:
+            mtu, name = min(lower)
+            found.append(f"network {net.name} has MTU {net.mtu}, above the {mtu} of {name}, the link of the host's"
+                         f" default route: packets above {mtu} bytes leaving the host are fragmented or dropped,"
+                         " which stalls connections; create the network with --mtu"
+                         f" {mtu} or less")
+    return found
+
+
+# -- resolvers --------------------------------------------------------------------
+
+def _stub_resolvers(state: State, config: Config) -> list[str]:
+    """Sandboxes whose resolv.conf names a loopback nameserver: cnet writes the
+    host's nameservers without those, but --dns and the config's dns as given."""
+    by_servers: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    loopback_of: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for sb in state.sandboxes.values():
+        if sb.mode == "host":
+            continue  # no resolv.conf of its own: the host's, where its stub resolver listens
+        dns = sb.dns or tuple(config.dns)
+        if dns not in loopback_of:
+            text = Resolver.resolv_conf(sb, config.dns, "")  # the host's part never has a loopback one
+            servers = [words[1] for words in map(str.split, text.splitlines()) if words[:1] == ["nameserver"]]
+            loopback_of[dns] = tuple(s for s in servers if ipaddress.ip_address(s.split("%")[0]).is_loopback)
+        if loopback_of[dns]:
+            source = "from --dns" if sb.dns else "from the config's dns"
+            by_servers.setdefault((loopback_of[dns], source), []).append(sb.name)
+    return [f"{_listed('sandbox', names)} {'gets' if len(names) == 1 else 'get'} nameserver {', '.join(servers)}"
+            f" ({source}), a loopback address: nothing answers there inside a sandbox's own namespace (a stub"
+            " resolver such as 127.0.0.53 listens in the host's), so names do not resolve; give a nameserver"
+            " they can reach (--dns IP or the config's dns; for sandboxes made already, /etc/netns/NAME/resolv.conf)"
+            for (servers, source), names in sorted(by_servers.items())]
