@@ -149,6 +149,16 @@ def test_a_host_route_overlapping_a_subnet(routed):
     assert warnings(routed) == []  # the network's own route on br0 is no overlap
 
 
+def test_an_ipv6_host_route_overlapping_a_subnet(host):
+    add_uplink(host, 1500)
+    ok(host.cnet("create", "bridge", "v6", "--subnet", "fd00:65::/64"))
+    host.run(["ip", "-6", "route", "add", "unreachable", "fd00:65::/56"], check=True)
+    (line,) = warnings(host)
+    assert line.startswith("the host route unreachable fd00:65::/56 overlaps subnet fd00:65::/64 of network v6")
+    host.run(["ip", "-6", "route", "del", "unreachable", "fd00:65::/56"], check=True)
+    assert warnings(host) == []
+
+
 def test_an_mtu_above_the_uplinks(host):
     add_uplink(host, 1400)
     ok(host.cnet("create", "bridge", "big0", "--subnet", "10.60.0.0/24", "--mtu", "1500"))
@@ -158,6 +168,9 @@ def test_an_mtu_above_the_uplinks(host):
     assert line.startswith("network big0 has MTU 1500, above the 1400 of up0, the link of the host's default route")
     host.sh("ip link set up0 mtu 9000 && ip link set up0p mtu 9000", check=True)
     assert warnings(host) == []
+    ok(host.cnet("create", "bridge", "dual0", "--subnet", "10.63.0.0/24", "--subnet", "fd00:63::/64", "--mtu", "9001"))
+    (line,) = warnings(host)  # above both default routes' link, said once
+    assert line.startswith("network dual0 has MTU 9001, above the 9000 of up0")
 
 
 def test_no_default_route_no_mtu_warning(host):

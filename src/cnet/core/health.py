@@ -16,11 +16,12 @@ is wrong, what it breaks, what to do. Nothing is changed.
 
 Where the time goes: one `nft -j list ruleset` (libnftables in-process, a
 few ms; it grows with the elements of cnet's maps), one `iptables-save -t
-filter` process per family that has a routed network (~5-10 ms each), one
-netlink route dump (~1 ms, plus one request per link a route names), a read
-of /proc/net/ip_tables_names (the legacy stack's tables, so iptables-legacy-save
-runs only where it has some), and sysfs and /proc/sys reads. The sandboxes
-cost a set lookup each.
+filter` process per family that has a routed network (~2-10 ms each), a
+read of /proc/net/route and /proc/net/ipv6_route (kernel/routes.py: no
+netlink, whose route dump costs ~0.1 ms a route and grows with the sandboxes),
+a read of /proc/net/ip_tables_names (the legacy stack's tables, so
+iptables-legacy-save runs only where it has some), and sysfs and /proc/sys
+reads. The sandboxes cost a dict lookup each.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import ipaddress
 from ..config import Config
 from ..errors import OperationFailed
 from ..firewall import hostread
-from ..kernel import sysctl, sysfs
+from ..kernel import routes, sysctl, sysfs
 from ..model import Network, State
 from ..owner import DEFAULT, Owner
 from ..resolver import Resolver
@@ -52,7 +53,7 @@ def warnings(state: State, config: Config, owner: Owner = DEFAULT) -> list[str]:
     if state.networks:
         found += _routes(state, routed)
     found += _stub_resolvers(state, config)
-    return found
+    return list(dict.fromkeys(found))  # a dual-stack network over one uplink is said once
 
 
 def _link(net: Network) -> str:
@@ -198,37 +199,30 @@ def _legacy_beside_nft(family: int, accept_chain: str, networks: str) -> list[st
 
 def _routes(state: State, routed: dict[int, list[Network]]) -> list[str]:
     """Host routes overlapping cnet's subnets, and MTUs above the uplinks'."""
-    from ..kernel.netlink import Netlink
-
-    with Netlink() as nl:
-        lines = nl.routes_view()  # the main table, as `ip route` words it: "DST [via GW] dev NAME"
-    uplinks, routes = set(), []
-    for line in lines:
-        words = line.split()
-        dev = words[words.index("dev") + 1] if "dev" in words else "?"
-        if words[0] == "default":
-            uplinks.add(dev)
-        else:
-            routes.append((ipaddress.ip_network(words[0], strict=False), dev, line))
+    subnets = [(net, ipaddress.ip_network(s.subnet)) for net in state.networks.values() for s in net.subnets]
     found = []
-    for net in state.networks.values():
-        own = _link(net)
-        for s in net.subnets:
-            subnet = ipaddress.ip_network(s.subnet)
-            for dst, dev, line in routes:
-                if dev != own and dst.version == subnet.version and dst.overlaps(subnet):
-                    found.append(f"the host route {line} overlaps subnet {s.subnet} of network {net.name}: traffic"
-                                 " between the host and those addresses may take the wrong link; remove or narrow"
-                                 " that route, or move the network to a free subnet (delete and create it again)")
+    for family in sorted({subnet.version for _, subnet in subnets}):
+        table = routes.routes(family)
+        for net, subnet in subnets:
+            if subnet.version == family:
+                found += [f"the host route {r} overlaps subnet {subnet} of network {net.name}: traffic between the"
+                          " host and those addresses may take the wrong link; remove or narrow that route, or move"
+                          " the network to a free subnet (delete and create it again)"
+                          for r in table if not r.default and r.dev != _link(net) and r.dst.overlaps(subnet)]
+        found += _mtu_above_uplinks(routed.get(family, []), {r.dev for r in table if r.default and r.dev})
+    return found
+
+
+def _mtu_above_uplinks(nets: list[Network], uplinks: set[str]) -> list[str]:
     mtus = {name: link.mtu for name in uplinks if (link := sysfs.link(name)) is not None}
-    for net in {n.name: n for nets in routed.values() for n in nets}.values():
+    found = []
+    for net in nets:
         lower = [(mtu, name) for name, mtu in mtus.items() if mtu < net.mtu]
         if lower:
             mtu, name = min(lower)
             found.append(f"network {net.name} has MTU {net.mtu}, above the {mtu} of {name}, the link of the host's"
                          f" default route: packets above {mtu} bytes leaving the host are fragmented or dropped,"
-                         " which stalls connections; create the network with --mtu"
-                         f" {mtu} or less")
+                         f" which stalls connections; create the network with --mtu {mtu} or less")
     return found
 
 
