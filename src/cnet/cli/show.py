@@ -19,10 +19,13 @@ def ls(obj, what, json_out, quiet):
     object is gone: a network's link, a sandbox's namespace, an endpoint's
     namespace or host link, a port's endpoint (`cnet restore` makes them again).
     """
+    if quiet and not json_out:  # names only: no status to look up
+        for name in _names(obj.api.read_state(), what):
+            click.echo(name)
+        return
     if what == "networks":
         listing = obj.api.network_listing()
         items = [{**network_view(n, count), "status": status} for n, count, status in listing]
-        names = [n["name"] for n in items]
         rows = [[n["name"], n["driver"], ",".join(s["subnet"] for s in n["subnets"]),
                  ",".join(s["gateway"] for s in n["subnets"]), str(n["mtu"]), _flags(n),
                  str(n["endpoints"]), n["status"]] for n in items]
@@ -30,30 +33,35 @@ def ls(obj, what, json_out, quiet):
     elif what == "ns":
         listing = obj.api.sandbox_listing()
         items = [{**s.to_dict(), "status": status} for s, _, status in listing]
-        names = [s.name for s, _, _ in listing]
         rows = [[s.name, s.mode, s.target or "-", ",".join(nets) or "-", status] for s, nets, status in listing]
         headers = ["NAME", "MODE", "TARGET", "NETWORKS", "STATUS"]
     elif what == "endpoints":
         listing = obj.api.endpoint_listing()
         items = [{**e.to_dict(), "status": status} for e, status in listing]
-        names = [f"{e['sandbox']}:{e['network']}" for e in items]
         rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"], e["status"]]
                 for e in items]
         headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "STATUS"]
     else:
         listing = obj.api.port_listing()
         items = [{**p.to_dict(), "status": status} for p, status in listing]
-        names = [p["sandbox"] for p in items]
         rows = [[p.sandbox, p.network, " ".join(mapping_lines(p) if p.count <= 3 else [
                  f"{mapping_lines(p)[0]} ... {mapping_lines(p)[-1]}"]), status] for p, status in listing]
         headers = ["SANDBOX", "NETWORK", "MAPPING", "STATUS"]
     if json_out:
         as_json(items)
-    elif quiet:
-        for n in names:
-            click.echo(n)
     else:
         table(headers, rows)
+
+
+def _names(state, what: str) -> list[str]:
+    """What `ls -q` prints: one name a record."""
+    if what == "networks":
+        return list(state.networks)
+    if what == "ns":
+        return list(state.sandboxes)
+    if what == "endpoints":
+        return [f"{e.sandbox}:{e.network}" for e in state.endpoints]
+    return [p.sandbox for p in state.ports]
 
 
 def _flags(n: dict) -> str:
