@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             ("cnet --help", ["--help"]),
             ("cnet --state S ls", ["--state", state_file, "ls"]),
             ("cnet --state S ls --json", ["--state", state_file, "ls", "--json"]),
+            ("cnet --state S ls ns", ["--state", state_file, "ls", "ns"]),
         ]:
             cases.append((label, [cnet, *argv_], PROBE.format(argv=argv_)))
 
