@@ -8,6 +8,7 @@ machine's, so a stub resolver is given with --dns or the config's dns.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -101,6 +102,21 @@ def test_iptables_legacy_rules_beside_nft(routed):
     assert "there the FORWARD policy is DROP and FORWARD has no jump to CNET-ACCEPT" in line
     routed.sh("iptables-legacy -F && iptables-legacy -P FORWARD ACCEPT", check=True)
     assert warnings(routed) == []  # its tables are still there, empty
+
+
+def test_iptables_nft_rules_beside_legacy(routed, tmp_path):
+    """The reverse: `iptables` is the legacy variant (a PATH of its own here)
+    and rules are in iptables-nft's tables."""
+    for tool in ("iptables", "iptables-save", "ip6tables", "ip6tables-save"):
+        (tmp_path / tool).symlink_to(f"/usr/sbin/{tool.replace('tables', 'tables-legacy', 1)}")
+    legacy = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    routed.run(["iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"], check=True)
+    result = routed.cnet("check", "--json", env=legacy)
+    (line,) = json.loads(result.stdout)["warnings"]
+    assert line.startswith("iptables-nft's tables in nftables hold 1 IPv4 rule(s) while iptables is the legacy variant")
+    assert warnings(routed) == []  # with iptables-nft as iptables, those are its own rules
+    routed.run(["iptables-nft", "-F", "INPUT"], check=True)
+    assert json.loads(routed.cnet("check", "--json", env=legacy).stdout)["warnings"] == []
 
 
 def test_nft_chain_dropping_forwarded_traffic(routed):

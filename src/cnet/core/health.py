@@ -130,7 +130,9 @@ def _forward_path(routed: dict[int, list[Network]], accept_chain: str) -> list[s
 def _nftables(items: list[dict], routed: dict[int, list[Network]], variants: dict, read: set[int]) -> list[str]:
     found = []
     for family in sorted(routed):
-        rules = hostread.iptables_nft_rules(items, "ip" if family == 4 else "ip6") if variants[family] == "legacy" else 0
+        if variants[family] != "legacy":
+            continue
+        rules = hostread.iptables_nft_rules(items, "ip" if family == 4 else "ip6")
         if rules:
             tool = TOOL[family]
             found.append(f"iptables-nft's tables in nftables hold {rules} IPv{family} rule(s) while {tool} is the"

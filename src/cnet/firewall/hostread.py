@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 IPTABLES_TABLES = {"filter", "nat", "mangle", "raw", "security"}  # the tables iptables-nft makes in nft
-BUILTIN_CHAINS = {"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"}
 FIREWALLD_TABLE = ("inet", "firewalld")
 LEGACY_TOOLS = {4: "iptables-legacy-save", 6: "ip6tables-legacy-save"}
 SAVE_TOOLS = {4: "iptables-save", 6: "ip6tables-save"}
@@ -167,7 +166,8 @@ def forward_blocks(policy: str, rules: list[list[str]], accept_chain: str) -> Bl
     jump = next((i for i, words in enumerate(rules) if words[-2:] == ["-j", accept_chain]), None)
     drop = next((i for i, words in enumerate(rules) if _is_unconditional_drop(words)), None)
     if drop is not None and (jump is None or drop < jump):
-        where = f"before the jump to {accept_chain}" if jump is not None else f"and no jump to {accept_chain} comes first"
+        where = (f"before the jump to {accept_chain}" if jump is not None
+                 else f"and no jump to {accept_chain} comes first")
         return Blocked(f"rule {drop + 1} of FORWARD (`{' '.join(rules[drop])}`) refuses every packet {where}", False)
     if policy != "ACCEPT" and jump is None:
         return Blocked(f"the FORWARD policy is {policy} and FORWARD has no jump to {accept_chain}", True)
