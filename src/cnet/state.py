@@ -70,7 +70,7 @@ def decode(text: str, path: str) -> State:
     if not isinstance(doc, dict):
         raise StateFileError(f"state file {path} is not a mapping")
     version = doc.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # not `true`, which equals 1
         raise StateFileError(
             f"state file {path} has version {version!r}; this cnet reads version {VERSION}"
             " (was it written by another cnet release?)")
