@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 
@@ -229,3 +230,44 @@ def test_an_empty_file_is_refused_and_kept(tmp_path, text):
     assert result.returncode == 1 and "is empty" in result.stderr
     assert state.read_text() == text
 
+
+def test_a_command_waits_for_the_lock_a_bounded_time_and_names_its_holder(tmp_path):
+    state = tmp_path / "state.yaml"
+    state.write_text(json.dumps(good()))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+                               "from cnet.state import StateStore\n"
+                               "with StateStore(sys.argv[1]).locked():\n"
+                               "    print('holding', flush=True)\n"
+                               "    time.sleep(60)\n", str(state)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        # subprocess's timeout is below the default wait of 30 s: CNET_LOCK_TIMEOUT is what ends the wait
+        result = subprocess.run([sys.executable, "-m", "cnet", "--state", str(state), "create", "bridge", "x",
+                                 "--subnet", "10.9.0.0/24"], capture_output=True, text=True, timeout=25,
+                                env={**os.environ, "CNET_LOCK_TIMEOUT": "0.5"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"cnet: error: state file {state} is locked by process {holder.pid} (")
+    assert "for 0.5 s" in result.stderr and "CNET_LOCK_TIMEOUT" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert json.loads(state.read_text()) == good()
+
+
+def test_a_holder_that_is_gone_or_unknown_is_said_to_be(tmp_path, monkeypatch):
+    import fcntl
+
+    from cnet.state import StateStore
+
+    path = str(tmp_path / "state.yaml")
+    with open(path + ".lock", "w") as lock:
+        lock.write("not a pid\n")
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another open file: it conflicts with this process's own flock
+        monkeypatch.setenv("CNET_LOCK_TIMEOUT", "0")
+        with pytest.raises(StateFileError, match="locked by another process [(]its pid is not known, or it is gone[)]"):
+            with StateStore(path).locked():
+                pytest.fail("the lock was taken while it was held")
