@@ -70,7 +70,7 @@ def decode(text: str, path: str) -> State:
     if not isinstance(doc, dict):
         raise StateFileError(f"state file {path} is not a mapping")
     version = doc.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # not `true`, which equals 1
         raise StateFileError(
             f"state file {path} has version {version!r}; this cnet reads version {VERSION}"
             " (was it written by another cnet release?)")
@@ -264,10 +264,14 @@ class StateStore:
         try:
             pid = int(os.pread(fd, 32, 0).split()[0])
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                command = f.read(4096).replace(b"\0", b" ").decode(errors="replace").strip()
         except (ValueError, IndexError, OSError):
             return "another process (its pid is not known, or it is gone)"
-        return f"process {pid} ({command})"
+        # an error is one line: a newline in an argument (python -c SCRIPT) is shown as \n
+        command = "".join(c if c.isprintable() else repr(c)[1:-1] for c in command)
+        if len(command) > 200:
+            command = command[:200] + "..."
+        return f"process {pid} ({command or 'its command line is not known'})"
 
 
 def lock_timeout() -> float:
