@@ -58,11 +58,9 @@ class LifecycleOps(CnetBase):
         with Kernel(self.owner) as kernel:
             found = self._missing(state, kernel, deep) + self._extra(state)
             found += [Difference("firewall", "", line) for line in self._firewall_differences(state)]
-        try:  # TEMPORARY until the health branch is merged
-            from . import health
-        except ImportError:
-            return found, []
-        return found, health.warnings(state, self.config)
+        from . import health
+
+        return found, health.warnings(state, self.config, owner=self.owner)
 
     def _missing(self, state: State, kernel, deep: bool) -> list[Difference]:
         """The state's records whose kernel objects are missing or wrong."""
