@@ -50,11 +50,9 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import common
-from common import (INSIDE, OUTER_NETNS, TESTHOST, check_inside, check_mounts, clean_env, find_cnet,
-                    netns_inode)
+from common import INSIDE, check_inside, check_mounts, clean_env, find_cnet
 
 ROOT = common.BENCH_DIR.parent
 
@@ -97,19 +95,6 @@ BREAKDOWN = [
 
 def fail(message: str) -> None:
     raise SystemExit(f"bench/attach.py: {message}")
-
-
-# -- outside: start the test host ---------------------------------------------
-
-def run_in_testhost(argv: list[str]) -> int:
-    if os.geteuid() != 0:
-        fail("needs root: it measures inside a throw-away test host "
-             "(tools/testhost, unshare --net --mount)")
-    find_cnet()
-    env = clean_env()
-    env[OUTER_NETNS] = str(netns_inode())
-    cmd = [str(TESTHOST), "env", f"{INSIDE}=1", sys.executable, str(Path(__file__).resolve()), *argv]
-    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
 # -- inside: measure -----------------------------------------------------------
@@ -390,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get(INSIDE) == "1":
         measure(args)
     else:
-        sys.exit(run_in_testhost(argv))
+        sys.exit(common.run_in_testhost(__file__, argv))
 
 
 if __name__ == "__main__":

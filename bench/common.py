@@ -255,3 +255,18 @@ def clean_env() -> dict:
     """This environment without CNET_* variables, so cnet uses its default
     paths (inside a test host, its tmpfs directories) or the arguments' ones."""
     return {k: v for k, v in os.environ.items() if not k.startswith("CNET_")}
+
+
+def run_in_testhost(script: str, argv: list[str]) -> int:
+    """Run `script` again with argv inside a throw-away test host (tools/testhost),
+    marked INSIDE, and return its exit code: what a script that touches the kernel does first."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        raise SystemExit(f"{Path(script).name}: needs root: it measures inside a throw-away test host "
+                         "(tools/testhost, unshare --net --mount)")
+    find_cnet()
+    env = clean_env()
+    env[OUTER_NETNS] = str(netns_inode())
+    cmd = [str(TESTHOST), "env", f"{INSIDE}=1", sys.executable, str(Path(script).resolve()), *argv]
+    return subprocess.run(cmd, cwd=BENCH_DIR.parent, env=env).returncode

@@ -22,10 +22,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import common
-from common import INSIDE, OUTER_NETNS, TESTHOST, check_inside, clean_env, find_cnet, netns_inode
+from common import INSIDE, check_inside, clean_env, find_cnet
 
 ROOT = common.BENCH_DIR.parent
 CHECK_SIZES, QUICK_CHECK_SIZES = (10, 1000), (10, 100)
@@ -100,23 +99,13 @@ def measure(args) -> None:
     print(f"raw figures: {path.relative_to(ROOT)}")
 
 
-def run_in_testhost(argv: list[str]) -> int:
-    if os.geteuid() != 0:
-        fail("needs root: it measures inside a throw-away test host (tools/testhost)")
-    find_cnet()
-    env = clean_env()
-    env[OUTER_NETNS] = str(netns_inode())
-    cmd = [str(TESTHOST), "env", f"{INSIDE}=1", sys.executable, str(Path(__file__).resolve()), *argv]
-    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = common.parse(common.parser(__doc__.splitlines()[0]), argv)
     if os.environ.get(INSIDE) == "1":
         measure(args)
     else:
-        sys.exit(run_in_testhost(argv))
+        sys.exit(common.run_in_testhost(__file__, argv))
 
 
 if __name__ == "__main__":
