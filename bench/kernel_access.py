@@ -325,6 +325,7 @@ def inner(args) -> None:
     NS, ONE, MANY = "ka-other", "ka-one", "ka-many"
     BR, ONLY = "kabr0", "ka-only"
     GATEWAY = "198.18.0.254"
+    GROUP = 0x636e0000      # a link group like cnet's own (owner.Owner.group)
     for name in (NS, ONE, MANY):
         cnetns.create(name)  # in-process, untimed: the namespaces the handles go to
     path = {n: cnetns.path_of(n) for n in (NS, ONE, MANY)}
@@ -456,7 +457,7 @@ def inner(args) -> None:
 
     def p_veth():
         n = state["n"] = nxt()
-        host.link("add", ifname=f"kav{n}", kind="veth", mtu=1500, master=br, state="up",
+        host.link("add", ifname=f"kav{n}", kind="veth", mtu=1500, master=br, state="up", group=GROUP,
                   peer={"ifname": f"e{n}", "net_ns_fd": NS, "address": mac(n), "mtu": 1500})
         (state["index"],) = host.link_lookup(ifname=f"kav{n}")
 
@@ -464,7 +465,7 @@ def inner(args) -> None:
         n = state["n"] = nxt()
         fd = os.open(path[NS], os.O_RDONLY)
         try:
-            state["index"] = nl.add_veth(f"kav{n}", f"e{n}", fd, 1500, mac(n), master=br)
+            state["index"] = nl.add_veth(f"kav{n}", f"e{n}", fd, 1500, mac(n), master=br, group=GROUP)
         finally:
             os.close(fd)
 
