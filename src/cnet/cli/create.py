@@ -21,16 +21,19 @@ def create():
 @click.option("--internal", is_flag=True, help="No route out and no NAT for this network.")
 @click.option("--no-masquerade", is_flag=True, help="Route outbound traffic without NAT.")
 @click.option("--no-icc", is_flag=True, help="Sandboxes on this bridge cannot reach each other (published ports aside).")
+@click.option("--routed", is_flag=True,
+              help="Let the LAN reach the sandboxes by routing to the subnet (no NAT for outbound traffic).")
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
 @click.option("--force-subnet", is_flag=True,
               help="Use --subnet even where it overlaps a network the host is on (never one of its addresses).")
 @click.pass_obj
-def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, exist_ok,
+def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, routed, exist_ok,
                   force_subnet):
     """Create a bridge network NAME (the bridge device is called NAME)."""
+    options = {**({"icc": False} if no_icc else {}), **({"routed": True} if routed else {})}
     obj.api.create_network("bridge", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
-                           internal=internal, masquerade=not no_masquerade,
-                           options={} if not no_icc else {"icc": False}, exist_ok=exist_ok,
+                           internal=internal, masquerade=not (no_masquerade or routed),
+                           options=options, exist_ok=exist_ok,
                            force_subnet=force_subnet)
     click.echo(name)
 

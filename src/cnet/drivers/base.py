@@ -45,7 +45,7 @@ from collections import namedtuple
 from ..model import Network
 
 
-class FirewallNeeds(namedtuple("FirewallNeeds", "interface publish icc sysctls")):
+class FirewallNeeds(namedtuple("FirewallNeeds", "interface publish icc sysctls routed", defaults=(False,))):
     """What one network asks of the host's firewall.
 
     interface: the host link that the network's traffic crosses (a bridge),
@@ -54,7 +54,9 @@ class FirewallNeeds(namedtuple("FirewallNeeds", "interface publish icc sysctls")
     LAN directly). publish: its endpoints can have published ports (DNAT).
     icc: its sandboxes may reach each other. sysctls: host sysctls that must
     be 1 while the network exists (cnet restores their old values after the
-    last network that needs them)."""
+    last network that needs them). routed: new connections from outside the
+    host may enter the network by routing (otherwise only published ports
+    and replies come in)."""
 
     __slots__ = ()
 

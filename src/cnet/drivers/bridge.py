@@ -19,7 +19,8 @@ from ..kernel import sysctl
 from ..model import Endpoint, Network, State
 from .base import FirewallNeeds, add_default_routes
 
-OPTIONS = {"icc"}  # icc: False for --no-icc (recorded only then)
+# icc: False for --no-icc; routed: True for --routed (each recorded only then)
+OPTIONS = {"icc", "routed"}
 
 
 # -- the network -------------------------------------------------------------
@@ -29,6 +30,12 @@ def validate(net: Network) -> Network:
     if unknown:
         raise InvalidInput(f"a bridge network has no option {', '.join(sorted(unknown))}")
     options = {} if net.options.get("icc", True) else {"icc": False}
+    if net.options.get("routed", False):
+        if net.internal:
+            raise InvalidInput("--routed and --internal do not go together: an internal network has no route")
+        if net.masquerade:
+            raise InvalidInput("a --routed network has no outbound NAT (masquerade must be off)")
+        options["routed"] = True
     return replace(net, options=options)
 
 
@@ -44,7 +51,8 @@ def firewall(net: Network) -> FirewallNeeds:
         # --no-icc is a forward rule on bridged traffic: br_netfilter's hooks must see it
         sysctls |= {"net.bridge.bridge-nf-call-iptables"} if v4 else set()
         sysctls |= {"net.bridge.bridge-nf-call-ip6tables"} if v6 else set()
-    return FirewallNeeds(interface=net.name, publish=True, icc=icc, sysctls=frozenset(sysctls))
+    return FirewallNeeds(interface=net.name, publish=True, icc=icc, sysctls=frozenset(sysctls),
+                         routed=net.options.get("routed", False))
 
 
 def create(net: Network, kernel, undo) -> None:

@@ -34,13 +34,15 @@ class Dnat(namedtuple("Dnat", "family protocol host_port host_ip target_ip targe
     __slots__ = ()
 
 
-class Structure(namedtuple("Structure", "bridges internal no_icc subnets4 subnets6 masquerade4 masquerade6",
-                           defaults=((),) * 7)):
+class Structure(namedtuple("Structure", "bridges internal no_icc subnets4 subnets6 masquerade4 masquerade6 routed",
+                           defaults=((),) * 8)):
     """Tuples of names: the cnet bridges; the internal ones (no traffic in or
     out but their own); the no-icc ones (no traffic between their sandboxes
     but to published ports). Tuples of subnets: every cnet subnet of each
     family (hairpin flows are masqueraded), and those whose outbound traffic
-    is masqueraded."""
+    is masqueraded. routed: the bridges that new connections from outside may
+    enter (`create bridge --routed`); every other bridge takes in only
+    published ports and replies."""
 
     __slots__ = ()
 
@@ -96,7 +98,7 @@ def dnat_changes(before: Inputs, after: Inputs) -> tuple[frozenset[Dnat], frozen
 
 
 def structure_of(state: State, needs_of) -> Structure:
-    bridges, internal, no_icc = [], [], []
+    bridges, internal, no_icc, routed = [], [], [], []
     subnets = {4: [], 6: []}
     masq = {4: [], 6: []}
     for net in state.networks.values():
@@ -108,13 +110,16 @@ def structure_of(state: State, needs_of) -> Structure:
             internal.append(needs.interface)
         if not needs.icc:
             no_icc.append(needs.interface)
+        if needs.routed:
+            routed.append(needs.interface)
         for s in net.subnets:
             version = ipaddress.ip_network(s.subnet).version
             subnets[version].append(s.subnet)
             if net.masquerade and not net.internal:
                 masq[version].append(s.subnet)
     return Structure(tuple(sorted(bridges)), tuple(sorted(internal)), tuple(sorted(no_icc)),
-                     tuple(subnets[4]), tuple(subnets[6]), tuple(masq[4]), tuple(masq[6]))
+                     tuple(subnets[4]), tuple(subnets[6]), tuple(masq[4]), tuple(masq[6]),
+                     tuple(sorted(routed)))
 
 
 def dnat_entries(ports, endpoints) -> list[Dnat]:
