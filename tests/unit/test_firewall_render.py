@@ -97,6 +97,7 @@ table inet cnet {
   set same { type ifname . ifname; elements = { "dual0" . "dual0", "intern0" . "intern0" }; }
   set internal { type ifname; elements = { "intern0" }; }
   set no_icc { type ifname; }
+  set routed { type ifname; }
   set subnets4 { type ipv4_addr; flags interval; elements = { 10.89.0.0/24, 10.90.0.0/24 }; }
   set subnets6 { type ipv6_addr; flags interval; elements = { fd00:89::/64 }; }
   set masquerade4 { type ipv4_addr; flags interval; elements = { 10.89.0.0/24 }; }
@@ -115,6 +116,7 @@ elements = { tcp . 8080 : fd00:89::2 . 80 }; }
   }
   chain output {
     type nat hook output priority -100; policy accept;
+    ip6 daddr ::1 return comment "[::1] is never published: refused at once, not sent to a sandbox it cannot reach"
     fib daddr type local jump published
   }
   chain published {
@@ -136,8 +138,15 @@ elements = { tcp . 8080 : fd00:89::2 . 80 }; }
     iifname @internal iifname . oifname != @same drop comment "internal networks"
     oifname @internal iifname . oifname != @same drop
     ct status dnat accept comment "published ports, from any network"
+    oifname @bridges iifname != @bridges oifname != @routed ct state != { established, related } drop \
+comment "only published ports come in"
     iifname @no_icc iifname . oifname @same drop comment "--no-icc (bridged traffic: br_netfilter)"
     iifname @bridges oifname @bridges iifname . oifname != @same drop comment "isolation"
+  }
+  chain loopback {
+    type filter hook prerouting priority raw; policy accept;
+    iifname != "lo" ip daddr 127.0.0.0/8 drop comment "loopback stays loopback"
+    iifname != "lo" ip6 daddr ::1 drop
   }
 }
 """
@@ -462,8 +471,9 @@ def test_iptables_ipv4():
     script = iptables.render(GOLDEN_PLAN, 4)
     lines = script.splitlines()
     assert lines[0] == "*nat" and lines[-1] == "COMMIT"
-    assert script.count("COMMIT\n") == 2 and "COMMIT\n*filter\n" in script
-    for chain in ("CNET-PREROUTING", "CNET-OUTPUT", "CNET-POSTROUTING", "CNET-DNAT", "CNET-FORWARD", "CNET-ISOLATION"):
+    assert script.count("COMMIT\n") == 3 and "COMMIT\n*filter\n" in script and "COMMIT\n*raw\n" in script
+    for chain in ("CNET-PREROUTING", "CNET-OUTPUT", "CNET-POSTROUTING", "CNET-DNAT", "CNET-FORWARD", "CNET-ISOLATION",
+                  "CNET-LOOPBACK"):
         assert f":{chain} - [0:0]" in lines and f"-F {chain}" in lines
     # one DNAT rule per host port of the family
     assert [line for line in lines if line.startswith("-A CNET-DNAT")] == [
@@ -475,6 +485,7 @@ def test_iptables_ipv4():
     ]
     assert "-A CNET-PREROUTING -m addrtype --dst-type LOCAL -j CNET-DNAT" in lines
     assert "-A CNET-OUTPUT -m addrtype --dst-type LOCAL -j CNET-DNAT" in lines
+    assert "-A CNET-LOOPBACK -d 127.0.0.0/8 ! -i lo -j DROP" in lines
     # masquerade: hairpin for every subnet, localhost, outbound only for dual0's subnet
     assert [line for line in lines if line.startswith("-A CNET-POSTROUTING")] == [
         "-A CNET-POSTROUTING -s 10.89.0.0/24 -m conntrack --ctstate DNAT -j MASQUERADE",
@@ -502,6 +513,8 @@ def test_iptables_ipv6():
         "-A CNET-POSTROUTING -s fd00:89::/64 -j MASQUERADE",
     ]
     assert "127.0.0" not in script and "10.89" not in script and "10.90" not in script
+    assert [line for line in lines if line.startswith("-A CNET-OUTPUT")][0] == "-A CNET-OUTPUT -d ::1/128 -j RETURN"
+    assert "-A CNET-LOOPBACK -d ::1/128 ! -i lo -j DROP" in lines
     _check_filter_rules(lines)
 
 
@@ -510,11 +523,12 @@ def _check_filter_rules(lines):
     internal = ["-A CNET-FORWARD -i intern0 ! -o intern0 -j DROP",
                 "-A CNET-FORWARD -o intern0 ! -i intern0 -j DROP"]
     dnat = "-A CNET-FORWARD -m conntrack --ctstate DNAT -j RETURN"
+    inbound = "-A CNET-FORWARD ! -i dual0 -o dual0 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
     isolation = ["-A CNET-FORWARD -i dual0 ! -o dual0 -j CNET-ISOLATION",
                  "-A CNET-ISOLATION -o dual0 -j DROP",
                  "-A CNET-FORWARD -i intern0 ! -o intern0 -j CNET-ISOLATION",
                  "-A CNET-ISOLATION -o intern0 -j DROP"]
-    assert forward == internal + [dnat] + isolation
+    assert forward == internal + [dnat, inbound] + isolation
     # two isolation rules per network
     assert sum("CNET-ISOLATION" in line for line in forward) == 2 * len(GOLDEN_PLAN.structure.bridges)
 
@@ -532,8 +546,11 @@ def test_iptables_rules_grow_linearly():
         lines = a_lines(iptables.render(p, family))
         isolation = [line for line in lines if "CNET-ISOLATION" in line]
         assert len(isolation) == 2 * 50  # never one per pair of networks
-        internal = [line for line in lines if line.endswith("-j DROP") and "CNET-FORWARD" in line]
+        internal = [line for line in lines if line.endswith("-j DROP") and "CNET-FORWARD" in line
+                    and "--ctstate" not in line]
         assert len(internal) == 2 * 10
+        inbound = [line for line in lines if "! --ctstate RELATED,ESTABLISHED -j DROP" in line]
+        assert len(inbound) == 50 - 10  # one per bridge that is neither internal nor routed
         dnat = [line for line in lines if line.startswith("-A CNET-DNAT")]
         assert len(dnat) == len([d for d in p.dnat if d.family == family])
         assert len({line.split("--dport ")[1].split()[0] for line in dnat}) == len(dnat)

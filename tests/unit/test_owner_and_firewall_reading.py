@@ -60,7 +60,8 @@ def test_nft_json_elements_read_as_render_full_writes_them():
     assert contents["dnat4any"] == {"tcp . 8080 : 172.26.0.2 . 80"}
     assert contents["dnat4"] == {"127.0.0.1 . udp . 5353 : 172.26.0.2 . 53"}
     assert contents["same"] == {"br0 . br0"} and contents["subnets6"] == set()
-    assert rules["prerouting"] == 1 and rules["published"] == 4 and rules["forward"] == 5
+    assert rules["prerouting"] == 1 and rules["published"] == 4 and rules["forward"] == 6
+    assert rules["output"] == 2 and rules["loopback"] == 2
 
 
 def test_iptables_save_lines_are_grouped_by_chain_with_lone_addresses_as_prefixes():
@@ -76,11 +77,11 @@ COMMIT
 """
     found = iptables._rules_by_chain(saved, "CNET-")
     assert found == {
-        "PREROUTING": ["-A PREROUTING -j CNET-PREROUTING"],
-        "CNET-DNAT": ["-A CNET-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 172.26.0.2:53"],
+        ("nat", "PREROUTING"): ["-A PREROUTING -j CNET-PREROUTING"],
+        ("nat", "CNET-DNAT"): ["-A CNET-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 172.26.0.2:53"],
     }
     rendered = iptables._rules_by_chain(iptables.render(PLAN, 4), "CNET-")
-    assert found["CNET-DNAT"][0] in rendered["CNET-DNAT"]  # what cnet writes reads back the same
+    assert found[("nat", "CNET-DNAT")][0] in rendered[("nat", "CNET-DNAT")]  # what cnet writes reads back the same
 
 
 def test_iptables_render_for_another_state_file_names_its_own_chains(tmp_path):

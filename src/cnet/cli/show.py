@@ -65,7 +65,11 @@ def _names(state, what: str) -> list[str]:
 
 
 def _flags(n: dict) -> str:
-    flags = [f for f, on in (("internal", n["internal"]), ("no-masquerade", not n["masquerade"] and not n["internal"])) if on]
+    options = n.get("options") or {}
+    routed = options.get("routed", False)
+    flags = [f for f, on in (("internal", n["internal"]), ("routed", routed),
+                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed),
+                             ("no-icc", not options.get("icc", True))) if on]
     return ",".join(flags) or "-"
 
 

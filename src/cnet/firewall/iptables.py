@@ -23,10 +23,12 @@ JUMPS = [
     ("nat", "OUTPUT", "OUTPUT", "-I"),
     ("nat", "POSTROUTING", "POSTROUTING", "-I"),
     ("filter", "FORWARD", "FORWARD", "-I"),
+    ("raw", "PREROUTING", "LOOPBACK", "-I"),
 ]
 CHAINS = {
     "nat": ["PREROUTING", "OUTPUT", "POSTROUTING", "DNAT"],
     "filter": ["FORWARD", "ISOLATION"],
+    "raw": ["LOOPBACK"],
 }
 TOOLS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
 
@@ -39,6 +41,8 @@ def render(plan: FirewallPlan, family: int, P: str = "CNET-") -> str:
     out += [f":{P}{c} - [0:0]\n" for c in CHAINS["nat"]]
     out += [f"-F {P}{c}\n" for c in CHAINS["nat"]]
     out.append(f"-A {P}PREROUTING -m addrtype --dst-type LOCAL -j {P}DNAT\n")
+    if family == 6:  # [::1] is never published: refused at once, not sent to a sandbox it cannot reach
+        out.append(f"-A {P}OUTPUT -d ::1/128 -j RETURN\n")
     out.append(f"-A {P}OUTPUT -m addrtype --dst-type LOCAL -j {P}DNAT\n")
     for d in sorted(plan.dnat):
         if d.family != family:
@@ -60,11 +64,21 @@ def render(plan: FirewallPlan, family: int, P: str = "CNET-") -> str:
         out.append(f"-A {P}FORWARD -i {bridge} ! -o {bridge} -j DROP\n")
         out.append(f"-A {P}FORWARD -o {bridge} ! -i {bridge} -j DROP\n")
     out.append(f"-A {P}FORWARD -m conntrack --ctstate DNAT -j RETURN\n")
+    for bridge in s.bridges:  # only published ports (above) and replies come in
+        if bridge not in s.routed and bridge not in s.internal:
+            out.append(f"-A {P}FORWARD ! -i {bridge} -o {bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED"
+                       " -j DROP\n")
     for bridge in s.no_icc:
         out.append(f"-A {P}FORWARD -i {bridge} -o {bridge} -j DROP\n")
     for bridge in s.bridges:
         out.append(f"-A {P}FORWARD -i {bridge} ! -o {bridge} -j {P}ISOLATION\n")
         out.append(f"-A {P}ISOLATION -o {bridge} -j DROP\n")
+    out.append("COMMIT\n*raw\n")
+    # loopback stays loopback: the bridges' route_localnet=1 must not let
+    # a sandbox reach the host's 127.0.0.1, nor the LAN a port published there
+    out += [f":{P}{c} - [0:0]\n" for c in CHAINS["raw"]]
+    out += [f"-F {P}{c}\n" for c in CHAINS["raw"]]
+    out.append(f"-A {P}LOOPBACK -d {'127.0.0.0/8' if family == 4 else '::1/128'} ! -i lo -j DROP\n")
     out.append("COMMIT\n")
     return "".join(out)
 
@@ -85,14 +99,18 @@ def new_needs_family(plan: FirewallPlan, family: int) -> bool:
     return not plan.empty and (family == 4 or bool(plan.structure.subnets6))
 
 
-def _rules_by_chain(text: str, P: str) -> dict[str, list[str]]:
+def _rules_by_chain(text: str, P: str) -> dict[tuple[str, str], list[str]]:
     """The "-A" lines of cnet's chains, and the jumps to them from other
-    chains, by chain, in order, as iptables-save writes them (a lone address
-    gets its /32 or /128)."""
+    chains, by (table, chain), in order, as iptables-save writes them (a lone
+    address gets its /32 or /128)."""
     import re
 
-    found: dict[str, list[str]] = {}
+    found: dict[tuple[str, str], list[str]] = {}
+    table = ""
     for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
         words = line.split()
         if len(words) < 2 or words[0] != "-A":
             continue
@@ -100,7 +118,7 @@ def _rules_by_chain(text: str, P: str) -> dict[str, list[str]]:
             continue
         line = re.sub(r"(-[sd] )([0-9a-fA-F.:]+)(?=\s)", lambda m: m.group(1) + m.group(2) + (
             "" if "/" in m.group(2) else "/128" if ":" in m.group(2) else "/32"), line + " ").rstrip()
-        found.setdefault(words[1], []).append(line)
+        found.setdefault((table, words[1]), []).append(line)
     return found
 
 
@@ -156,11 +174,11 @@ class IptablesBackend:
             wanted = {} if plan.empty else _rules_by_chain(render(plan, family, P), P)
             if not plan.empty:
                 for table, builtin, chain, _ in JUMPS:
-                    wanted.setdefault(builtin, []).append(f"-A {builtin} -j {P}{chain}")
-            for chain in sorted(wanted.keys() | have.keys()):
-                want, got = wanted.get(chain, []), have.get(chain, [])
+                    wanted.setdefault((table, builtin), []).append(f"-A {builtin} -j {P}{chain}")
+            for table, chain in sorted(wanted.keys() | have.keys()):
+                want, got = wanted.get((table, chain), []), have.get((table, chain), [])
                 if want != got:
-                    where = f"{tool} chain {chain}"
+                    where = f"{tool} chain {chain} (table {table})"
                     if not got:
                         lines.append(f"missing {where} ({len(want)} rules)" if chain.startswith(P)
                                      else f"{tool}: the jump from {chain} to cnet's chain is missing")

@@ -9,6 +9,14 @@ ones), and a publish adds one element, whatever the number of ports.
 Isolation needs no rule per pair of networks: traffic from a cnet bridge to
 another cnet bridge is dropped unless (in, out) is in the set of
 (bridge, bridge) pairs, one element per network.
+
+Inbound, as Docker: a new connection from outside into a cnet bridge is
+dropped unless it was DNATed to a published port or the bridge is in
+@routed (`create bridge --routed`). Packets to 127.0.0.0/8 or ::1 arriving
+on any link but lo are dropped before conntrack and routing (raw priority):
+the bridges have route_localnet=1 so that the host's 127.0.0.1:PORT reaches
+a sandbox, and without that rule a sandbox could reach the host's
+localhost-only services, and the LAN a port published on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ _CHAINS = """\
   }
   chain output {
     type nat hook output priority -100; policy accept;
+    ip6 daddr ::1 return comment "[::1] is never published: refused at once, not sent to a sandbox it cannot reach"
     fib daddr type local jump published
   }
   chain published {
@@ -46,8 +55,14 @@ _CHAINS = """\
     iifname @internal iifname . oifname != @same drop comment "internal networks"
     oifname @internal iifname . oifname != @same drop
     ct status dnat accept comment "published ports, from any network"
+    oifname @bridges iifname != @bridges oifname != @routed ct state != { established, related } drop comment "only published ports come in"
     iifname @no_icc iifname . oifname @same drop comment "--no-icc (bridged traffic: br_netfilter)"
     iifname @bridges oifname @bridges iifname . oifname != @same drop comment "isolation"
+  }
+  chain loopback {
+    type filter hook prerouting priority raw; policy accept;
+    iifname != "lo" ip daddr 127.0.0.0/8 drop comment "loopback stays loopback"
+    iifname != "lo" ip6 daddr ::1 drop
   }
 """
 
@@ -93,6 +108,7 @@ def render_full(plan: FirewallPlan, table: str = TABLE) -> str:
     lines.append(_set("same", "ifname . ifname", [f'"{b}" . "{b}"' for b in s.bridges]))
     lines.append(_set("internal", "ifname", _quoted(s.internal)))
     lines.append(_set("no_icc", "ifname", _quoted(s.no_icc)))
+    lines.append(_set("routed", "ifname", _quoted(s.routed)))
     lines.append(_set("subnets4", "ipv4_addr", list(s.subnets4), interval=True))
     lines.append(_set("subnets6", "ipv6_addr", list(s.subnets6), interval=True))
     lines.append(_set("masquerade4", "ipv4_addr", list(s.masquerade4), interval=True))
@@ -208,7 +224,7 @@ def expected_contents(plan: FirewallPlan) -> tuple[dict[str, set[str]], dict[str
     s = plan.structure
     contents = {
         "bridges": set(s.bridges), "same": {f"{b} . {b}" for b in s.bridges},
-        "internal": set(s.internal), "no_icc": set(s.no_icc),
+        "internal": set(s.internal), "no_icc": set(s.no_icc), "routed": set(s.routed),
         "subnets4": set(s.subnets4), "subnets6": set(s.subnets6),
         "masquerade4": set(s.masquerade4), "masquerade6": set(s.masquerade6),
         **{name: set() for name in _MAPS},
