@@ -32,6 +32,14 @@ def network_view(net, endpoint_count: int) -> dict:
     }
 
 
+def usage_message(error: click.UsageError) -> str:
+    """click's message for a usage error, for `cnet: error: ...`: click lays
+    a list of choices out a line each ("Choose from:\n\ta,\n\tb"), put back
+    on one; line breaks in values the user typed are escaped when the message
+    is printed (errors.one_line), as click quotes only some values."""
+    return error.format_message().replace("\n\t", " ")
+
+
 def mapping_lines(p) -> list[str]:
     """One line per host port, as `docker port` shows them."""
     from ..portspec import format_mapping
