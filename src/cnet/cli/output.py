@@ -47,6 +47,16 @@ def mapping_lines(p) -> list[str]:
     return [format_mapping(p.host_ip, p.host_port + i, p.port + i, p.protocol) for i in range(p.count)]
 
 
+def mapping_name(p) -> str:
+    """A mapping as `ls ports -q` names it, one line each: web:0.0.0.0:8080->80/tcp,
+    web:[::]:9000-9010->90-100/udp for a range (format_mapping's form, with ranges)."""
+    def ports(first: int) -> str:
+        return f"{first}-{first + p.count - 1}" if p.count > 1 else str(first)
+
+    host_ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip
+    return f"{p.sandbox}:{host_ip}:{ports(p.host_port)}->{ports(p.port)}/{p.protocol}"
+
+
 def print_mappings(mappings) -> None:
     for p in mappings:
         for line in mapping_lines(p):
