@@ -47,3 +47,14 @@ class Conflict(CnetError):
     """Exists already, in use, address taken, pool exhausted (exit 4)."""
 
     exit_code = 4
+
+
+# Every character str.splitlines() (and so a log reader or a script) breaks
+# a line at, each to be shown as its escape: "\n" as \n, "\u2028" as \u2028.
+_SHOW_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(message: str) -> str:
+    """message with every line break it holds (a value a user gave may carry
+    one) shown as an escape, so that `cnet: error: ...` stays one line."""
+    return message.translate(_SHOW_LINE_BREAKS)

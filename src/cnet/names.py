@@ -5,12 +5,17 @@ import re
 from .errors import InvalidInput
 
 IFNAMSIZ = 15  # the kernel's limit on an interface name, without the NUL
+# Names the kernel refuses for a new link (EINVAL) although dev_valid_name
+# passes them: they are the directories /proc/sys/net/ipv4/conf/all and
+# default, which every interface's own directory sits beside.
+RESERVED_IFNAMES = ("all", "default")
 
 
 def check_ifname(name: str, what: str = "network name") -> str:
     """A name that will be a Linux interface name: 1-15 bytes, no '/', ':'
-    or whitespace, not '.' or '..' (the kernel's dev_valid_name rules), and
-    no '%', which the kernel would take as a pattern to number ('br%d' -> br0)."""
+    or whitespace, not '.' or '..' (the kernel's dev_valid_name rules), not
+    'all' or 'default' (see RESERVED_IFNAMES), and no '%', which the kernel
+    would take as a pattern to number ('br%d' -> br0)."""
     if not name:
         raise InvalidInput(f"{what} must not be empty")
     if len(name.encode()) > IFNAMSIZ:
@@ -18,6 +23,9 @@ def check_ifname(name: str, what: str = "network name") -> str:
             f"{what} {name!r} is {len(name.encode())} bytes long; an interface name has at most {IFNAMSIZ}")
     if name in (".", ".."):
         raise InvalidInput(f"{what} {name!r} is not a valid interface name")
+    if name in RESERVED_IFNAMES:
+        raise InvalidInput(f"{what} {name!r} is reserved: the kernel refuses 'all' and 'default' as interface "
+                           "names (they name the sysctl directories net/ipv4/conf/all and default)")
     bad = sorted({c for c in name if c in "/:%" or c.isspace() or not c.isprintable()})
     if bad:
         shown = ", ".join(repr(c) for c in bad)

@@ -25,12 +25,12 @@ import re
 from _socket import AF_INET, AF_INET6, inet_pton
 
 from .errors import InvalidInput
-from .names import SANDBOX_NAME, check_ifname
+from .names import RESERVED_IFNAMES, SANDBOX_NAME, check_ifname
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")  # cnet writes MACs in lower case
 _DRIVER = re.compile(r"[a-z][a-z0-9_]*")  # the names drivers.get accepts
 _NOT_DRIVERS = frozenset({"base"})  # modules of cnet/drivers that are no driver, as drivers.get says
-_IFNAME_OK = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # what check_ifname accepts, but for '.' and '..'
+_IFNAME_OK = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # what check_ifname accepts, but for '.', '..', 'all', 'default'
 MODES = ("none", "joined", "adopted", "host")
 PROTOCOLS = ("tcp", "udp", "sctp")
 FIREWALLS = ("nftables", "iptables")
@@ -138,7 +138,7 @@ def check(doc: dict) -> None:
 
 
 def _ifname(name: str, path: str) -> None:
-    if _IFNAME_OK.fullmatch(name) and name not in (".", ".."):
+    if _IFNAME_OK.fullmatch(name) and name not in (".", "..", *RESERVED_IFNAMES):
         return  # the common case, without check_ifname's character sets
     try:
         check_ifname(name, "interface name")

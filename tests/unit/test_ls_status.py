@@ -134,7 +134,22 @@ def test_quiet_output_is_names_only(capsys, state_file, half_gone):
     assert ls(capsys, state_file, "-q") == "up0\ngone0\n"
     assert ls(capsys, state_file, "ns", "-q") == "web\ndb\nside\nstale\nme\n"
     assert ls(capsys, state_file, "endpoints", "-q") == "web:up0\nweb:gone0\ndb:up0\n"
-    assert ls(capsys, state_file, "ports", "-q") == "web\ndb\n"
+    assert ls(capsys, state_file, "ports", "-q") == "web:0.0.0.0:8080->80/tcp\ndb:0.0.0.0:5432->5432/tcp\n"
+
+
+def test_quiet_ports_name_each_mapping_once(capsys, tmp_path, host):
+    """One line a mapping record, each different: a dual-stack publish (two
+    records, one sandbox: `web` twice before), a range (one record, one line)."""
+    path = tmp_path / "ports.yaml"
+    StateStore(str(path)).save(State(
+        networks={"ds0": Network("ds0", "bridge", [Subnet("10.3.0.0/24", "10.3.0.1"),
+                                                   Subnet("fd00:3::/64", "fd00:3::1")], 1500)},
+        sandboxes={"web": Sandbox("web")},
+        endpoints=[Endpoint("web", "ds0", "eth0", "cndddd", "02:00:00:00:00:04", ["10.3.0.2/24", "fd00:3::2/64"])],
+        ports=[PortMapping("web", "ds0", "tcp", "0.0.0.0", 8080, 80), PortMapping("web", "ds0", "tcp", "::", 8080, 80),
+               PortMapping("web", "ds0", "udp", "127.0.0.1", 9000, 90, count=11)]))
+    assert ls(capsys, path, "ports", "-q") == (
+        "web:0.0.0.0:8080->80/tcp\nweb:[::]:8080->80/tcp\nweb:127.0.0.1:9000-9010->90-100/udp\n")
 
 
 def test_status_is_the_last_json_field(capsys, state_file, half_gone):

@@ -15,12 +15,13 @@ import click
 
 from .. import __version__
 from ..config import FIREWALLS
-from ..errors import CnetError
+from ..errors import CnetError, one_line
 from .attach import attach, detach, exec_
 from .batch import batch
 from .create import create
 from .delete import delete, rm
 from .lifecycle import check, gc, restore
+from .output import usage_message
 from .ports import publish, unpublish
 from .show import inspect, ls
 
@@ -42,7 +43,7 @@ class Context:
 
     def print_warnings(self) -> None:
         for warning in self._api.warnings if self._api else ():
-            click.echo(f"cnet: warning: {warning}", err=True)
+            click.echo(f"cnet: warning: {one_line(warning)}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,7 +67,7 @@ for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, 
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"cnet: error: {message}", err=True)
+    click.echo(f"cnet: error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         result = cli.main(args=args, prog_name="cnet", standalone_mode=False)
     except click.UsageError as e:
         where = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
-        _fail(" ".join(e.format_message().split()) + where, 2)
+        _fail(usage_message(e) + where, 2)
     except CnetError as e:
         if debug:
             _print_traceback()

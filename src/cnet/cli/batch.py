@@ -6,6 +6,7 @@ import sys
 import click
 
 from ..errors import CnetError, InvalidInput
+from .output import usage_message
 
 NOT_IN_BATCH = ("batch", "exec", "check", "restore", "gc")  # the last three take the lock themselves
 
@@ -43,7 +44,7 @@ def batch(ctx, source):
             try:
                 cli.main(args=words, prog_name="cnet", standalone_mode=False, obj=obj)
             except click.UsageError as e:
-                raise _failed(number, InvalidInput(" ".join(e.format_message().split()))) from None
+                raise _failed(number, InvalidInput(usage_message(e))) from None
             except CnetError as e:
                 raise _failed(number, e) from e
             sys.stdout.flush()

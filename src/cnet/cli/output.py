@@ -32,11 +32,29 @@ def network_view(net, endpoint_count: int) -> dict:
     }
 
 
+def usage_message(error: click.UsageError) -> str:
+    """click's message for a usage error, for `cnet: error: ...`: click lays
+    a list of choices out a line each ("Choose from:\n\ta,\n\tb"), put back
+    on one; line breaks in values the user typed are escaped when the message
+    is printed (errors.one_line), as click quotes only some values."""
+    return error.format_message().replace("\n\t", " ")
+
+
 def mapping_lines(p) -> list[str]:
     """One line per host port, as `docker port` shows them."""
     from ..portspec import format_mapping
 
     return [format_mapping(p.host_ip, p.host_port + i, p.port + i, p.protocol) for i in range(p.count)]
+
+
+def mapping_name(p) -> str:
+    """A mapping as `ls ports -q` names it, one line each: web:0.0.0.0:8080->80/tcp,
+    web:[::]:9000-9010->90-100/udp for a range (format_mapping's form, with ranges)."""
+    def ports(first: int) -> str:
+        return f"{first}-{first + p.count - 1}" if p.count > 1 else str(first)
+
+    host_ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip
+    return f"{p.sandbox}:{host_ip}:{ports(p.host_port)}->{ports(p.port)}/{p.protocol}"
 
 
 def print_mappings(mappings) -> None:

@@ -2,7 +2,7 @@
 
 import click
 
-from .output import as_json, mapping_lines, network_view, table
+from .output import as_json, mapping_lines, mapping_name, network_view, table
 
 LISTS = ("networks", "ns", "endpoints", "ports")
 
@@ -18,6 +18,9 @@ def ls(obj, what, json_out, quiet):
     STATUS (JSON: "status") is "ok", or "missing" when the record's kernel
     object is gone: a network's link, a sandbox's namespace, an endpoint's
     namespace or host link, a port's endpoint (`cnet restore` makes them again).
+
+    With -q: network names, sandbox names, SANDBOX:NETWORK for an endpoint,
+    SANDBOX:MAPPING for a published port (a range on one line, 9000-9010->90-100).
     """
     if quiet and not json_out:  # names only: no status to look up
         for name in _names(obj.api.read_state(), what):
@@ -61,7 +64,7 @@ def _names(state, what: str) -> list[str]:
         return list(state.sandboxes)
     if what == "endpoints":
         return [f"{e.sandbox}:{e.network}" for e in state.endpoints]
-    return [p.sandbox for p in state.ports]
+    return [mapping_name(p) for p in state.ports]
 
 
 def _flags(n: dict) -> str:
