@@ -29,6 +29,9 @@ def validate(net: Network) -> Network:
     unknown = set(net.options) - OPTIONS
     if unknown:
         raise InvalidInput(f"a bridge network has no option {', '.join(sorted(unknown))}")
+    for name, value in net.options.items():
+        if not isinstance(value, bool):
+            raise InvalidInput(f"bridge option {name} must be true or false, not {value!r}")
     options = {} if net.options.get("icc", True) else {"icc": False}
     if net.options.get("routed", False):
         if net.internal:
