@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         StateStore(state_file).save(common.build_state(sandboxes, networks=1))
         size = os.path.getsize(state_file)
 
-        # (label, timed command, probe script or None)
+        # (label, timed command, probe script or None, its environment)
         cases = [
-            ("python -c pass", [py, "-c", "pass"], None),
-            ('python -c "import cnet.cli"', [py, "-c", "import cnet.cli"], IMPORT_PROBE),
+            ("python -c pass", [py, "-c", "pass"], None, env),
+            ('python -c "import cnet.cli"', [py, "-c", "import cnet.cli"], IMPORT_PROBE, env),
         ]
         for label, argv_ in [
             ("cnet --version", ["--version"]),
@@ -105,27 +105,33 @@ def main(argv: list[str] | None = None) -> None:
             ("cnet --state S ls --json", ["--state", state_file, "ls", "--json"]),
             ("cnet --state S ls ns", ["--state", state_file, "ls", "ns"]),
         ]:
-            cases.append((label, [cnet, *argv_], PROBE.format(argv=argv_)))
+            cases.append((label, [cnet, *argv_], PROBE.format(argv=argv_), env))
+        # what bash runs at a Tab after `cnet attach ` (click's completion protocol)
+        completing = {**env, "_CNET_COMPLETE": "bash_complete", "COMP_WORDS": "cnet attach ", "COMP_CWORD": "2",
+                      "CNET_STATE": state_file}
+        cases.append(("Tab after `cnet attach ` (S)", [cnet], PROBE.format(argv=[]), completing))
 
         # Untimed warm-up: each command once (writes .pyc files, fills the
         # page cache) and a sanity check that `ls` really read the state.
-        for label, cmd, _ in cases:
-            out = check(cmd, tmp, env)
+        for label, cmd, _, case_env in cases:
+            out = check(cmd, tmp, case_env)
+            if label.startswith("Tab") and len(out.splitlines()) != sandboxes:
+                raise SystemExit(f"bench/startup.py: `{label}` did not offer the {sandboxes} sandboxes: {out[:200]}")
             if label.endswith("ls --json"):
                 listed = json.loads(out)
                 if len(listed) != 1 or listed[0]["endpoints"] != sandboxes:
                     raise SystemExit(f"bench/startup.py: `{label}` did not list the "
                                      f"{sandboxes} endpoints written: {out[:200]}")
 
-        found = {label: probe(code, tmp, env) if code else None for label, _, code in cases}
+        found = {label: probe(code, tmp, case_env) if code else None for label, _, code, case_env in cases}
 
-        samples = {label: [] for label, _, _ in cases}
+        samples = {label: [] for label, _, _, _ in cases}
         for _ in range(args.runs):
-            for label, cmd, _ in cases:
-                samples[label].append(run_once(cmd, tmp, env))
+            for label, cmd, _, case_env in cases:
+                samples[label].append(run_once(cmd, tmp, case_env))
 
     results = []
-    for label, cmd, _ in cases:
+    for label, cmd, _, _ in cases:
         shown = [("S" if c == state_file else c) for c in cmd]
         shown[0] = "cnet" if cmd[0] == cnet else "python"
         results.append({"name": label, "argv": shown, **common.summary(samples[label]),

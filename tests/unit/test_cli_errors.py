@@ -115,19 +115,19 @@ def prepared(state_file):
 # --- usage errors (exit 2) ---------------------------------------------------------
 
 USAGE = [
-    ("unknown command", ["frob"], "No such command 'frob'. (see 'cnet --help')"),
-    ("unknown global option", ["--bogus", "ls"], "No such option '--bogus'. (see 'cnet --help')"),
-    ("unknown command option", ["ls", "--bogus"], "No such option '--bogus'. (see 'cnet ls --help')"),
+    ("unknown command", ["frob"], "No such command 'frob' (see 'cnet --help')"),
+    ("unknown global option", ["--bogus", "ls"], "No such option '--bogus' (see 'cnet --help')"),
+    ("unknown command option", ["ls", "--bogus"], "No such option '--bogus' (see 'cnet ls --help')"),
     ("unknown create option", ["create", "bridge", "br0", "--colour", "red"], "No such option '--colour'"),
-    ("missing argument", ["create", "bridge"], "Missing argument 'NAME'. (see 'cnet create bridge --help')"),
+    ("missing argument", ["create", "bridge"], "Missing argument 'NAME' (see 'cnet create bridge --help')"),
     ("missing delete argument", ["delete", "bridge"], "Missing argument 'NAME'"),
-    ("missing option value", ["create", "bridge", "br0", "--subnet"], "Option '--subnet' requires an argument."),
+    ("missing option value", ["create", "bridge", "br0", "--subnet"], "Option '--subnet' requires an argument"),
     ("mtu not a number", ["create", "bridge", "cnett0", "--subnet", "10.0.0.0/24", "--mtu", "abc"],
-     "Invalid value for '--mtu': 'abc' is not a valid integer."),
+     "Invalid value for '--mtu': 'abc' is not a valid integer"),
     ("unknown firewall", ["--firewall", "pf", "ls"],
-     "Invalid value for '--firewall': 'pf' is not one of 'nftables', 'iptables'."),
-    ("unknown list", ["ls", "bogus"], "'bogus' is not one of 'networks', 'ns', 'endpoints', 'ports'."),
-    ("unknown delete kind", ["delete", "frob", "x"], "No such command 'frob'."),
+     "Invalid value for '--firewall': 'pf' is not one of 'nftables', 'iptables'"),
+    ("unknown list", ["ls", "bogus"], "'bogus' is not one of 'networks', 'ns', 'endpoints', 'ports'"),
+    ("unknown delete kind", ["delete", "frob", "x"], "No such command 'frob' (see 'cnet delete --help')"),
 ]
 
 
@@ -138,6 +138,26 @@ def test_usage_errors(capsys, tmp_path, state_file, argv, message):
     assert message in one_error_line(err)
     assert out == ""
     assert not state_file.exists()
+
+
+def test_a_refusal_for_want_of_privilege_says_what_cnet_needs():
+    import errno
+
+    from cnet.cli import _privilege_hint
+    from cnet.errors import OperationFailed
+
+    def raised(inner: Exception) -> OperationFailed:
+        try:
+            try:
+                raise inner
+            except Exception as e:
+                raise OperationFailed("cannot create bridge br0: Operation not permitted") from e
+        except OperationFailed as outer:
+            return outer
+
+    assert "needs root" in _privilege_hint(raised(OSError(errno.EPERM, "Operation not permitted")))
+    assert _privilege_hint(raised(OSError(errno.EEXIST, "File exists"))) == ""
+    assert _privilege_hint(OperationFailed("no cause")) == ""
 
 
 def test_a_bad_cnet_firewall_variable_is_a_usage_error(capsys, monkeypatch, state_file):

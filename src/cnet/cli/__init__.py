@@ -8,6 +8,7 @@ the commands, so `--help` and `--version` stay quick.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -18,6 +19,7 @@ from ..config import FIREWALLS
 from ..errors import CnetError, one_line
 from .attach import attach, detach, exec_
 from .batch import batch
+from .completion import COMPLETE_VAR, completion
 from .create import create
 from .delete import delete, rm
 from .lifecycle import check, gc, restore
@@ -62,7 +64,7 @@ def cli(ctx, state, config, firewall, debug):
 
 
 for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch,
-                check, restore, gc):
+                check, restore, gc, completion):
     cli.add_command(command)
 
 
@@ -92,29 +94,44 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         _log_debug_to_stderr()
     signal.signal(signal.SIGTERM, _terminated)
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions (click's protocol): click answers and exits
+        cli.main(args=args, prog_name="cnet", complete_var=COMPLETE_VAR)
     if not args:
         _fail("missing command (see 'cnet --help')", 2)
     try:
         result = cli.main(args=args, prog_name="cnet", standalone_mode=False)
     except click.UsageError as e:
         where = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
-        _fail(usage_message(e) + where, 2)
+        _fail(usage_message(e).rstrip(".") + where, 2)
     except CnetError as e:
         if debug:
             _print_traceback()
-        _fail(str(e), e.exit_code)
+        _fail(str(e) + _privilege_hint(e), e.exit_code)
     except (KeyboardInterrupt, click.Abort):
         _fail("interrupted", 130)
     except OSError as e:  # a file or device cnet needs: still one line
         if debug:
             raise
         where = f" ({e.filename})" if e.filename else ""
-        _fail(f"{e.strerror or e}{where}", 1)
+        _fail(f"{e.strerror or e}{where}{_privilege_hint(e)}", 1)
     except Exception as e:  # a bug or an unforeseen failure: still one line, unless --debug
         if debug:
             raise
         _fail(f"unexpected {type(e).__name__}: {e} (run with --debug for a traceback)", 1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _privilege_hint(error: BaseException) -> str:
+    """What to add to an error that the kernel refused for want of privilege
+    (EPERM from a system call or netlink, anywhere in the chain of causes)."""
+    import errno
+
+    seen = error
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.EPERM or getattr(seen, "code", None) == errno.EPERM:
+            return " (cnet needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN)"
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def _log_debug_to_stderr() -> None:

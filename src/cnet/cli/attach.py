@@ -2,10 +2,12 @@
 
 import click
 
+from .completion import networks, sandboxes
+
 
 @click.command("attach")
-@click.argument("ns")
-@click.argument("network")
+@click.argument("ns", shell_complete=sandboxes)
+@click.argument("network", shell_complete=networks)
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Pin an address (one per subnet).")
 @click.option("--mac", metavar="MAC", help="MAC address of the interface in the sandbox.")
 @click.option("--ifname", metavar="IF", help="Interface name in the sandbox (default eth0, eth1, ...).")
@@ -18,8 +20,8 @@ def attach(obj, ns, network, ips, mac, ifname):
 
 
 @click.command("detach")
-@click.argument("ns")
-@click.argument("network")
+@click.argument("ns", shell_complete=sandboxes)
+@click.argument("network", shell_complete=networks)
 @click.pass_obj
 def detach(obj, ns, network):
     """Unplug sandbox NS from NETWORK and release its addresses."""
@@ -27,7 +29,7 @@ def detach(obj, ns, network):
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("ns")
+@click.argument("ns", shell_complete=sandboxes)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
 def exec_(obj, ns, command):

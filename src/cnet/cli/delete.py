@@ -2,6 +2,8 @@
 
 import click
 
+from .completion import networks, sandboxes
+
 
 def _delete_network(obj, name, if_exists, force):
     if obj.api.delete_network(name, if_exists=if_exists, force=force):
@@ -15,7 +17,7 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
 
     for kind in ("bridge", "network"):
         @group.command(kind, help="Delete a network (in use: exit 4 unless --force).")
-        @click.argument("name")
+        @click.argument("name", shell_complete=networks)
         @click.option("--if-exists", is_flag=True, help="Succeed if there is no such network.")
         @click.option("--force", is_flag=True, help="Detach the sandboxes still on it first.")
         @click.pass_obj
@@ -23,7 +25,7 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
             _delete_network(obj, name, if_exists, force)
 
     @group.command("ns", help="Delete a sandbox: its endpoints, mappings and name.")
-    @click.argument("name")
+    @click.argument("name", shell_complete=sandboxes)
     @click.option("--if-exists", is_flag=True, help="Succeed if there is no such sandbox.")
     @click.pass_obj
     def delete_ns(obj, name, if_exists):

@@ -2,11 +2,12 @@
 
 import click
 
+from .completion import published_specs, sandboxes
 from .output import print_mappings
 
 
 @click.command("publish")
-@click.argument("ns")
+@click.argument("ns", shell_complete=sandboxes)
 @click.argument("spec")
 @click.option("--network", metavar="NET", help="Which of the sandbox's networks (default: its first routed one).")
 @click.pass_obj
@@ -21,8 +22,8 @@ def publish(obj, ns, spec, network):
 
 
 @click.command("unpublish")
-@click.argument("ns")
-@click.argument("spec")
+@click.argument("ns", shell_complete=sandboxes)
+@click.argument("spec", shell_complete=published_specs)
 @click.pass_obj
 def unpublish(obj, ns, spec):
     """Remove the mappings of sandbox NS that SPEC names (prints them)."""

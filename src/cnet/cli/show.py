@@ -2,6 +2,7 @@
 
 import click
 
+from .completion import networks_and_sandboxes
 from .output import as_json, mapping_lines, mapping_name, network_view, table
 
 LISTS = ("networks", "ns", "endpoints", "ports")
@@ -77,7 +78,7 @@ def _flags(n: dict) -> str:
 
 
 @click.command("inspect")
-@click.argument("name")
+@click.argument("name", shell_complete=networks_and_sandboxes)
 @click.option("--type", "kind", type=click.Choice(["network", "ns"]), help="Which kind of object NAME is.")
 @click.option("--json", "json_out", is_flag=True, help="JSON output.")
 @click.pass_obj
