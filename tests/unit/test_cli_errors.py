@@ -126,7 +126,7 @@ USAGE = [
      "Invalid value for '--mtu': 'abc' is not a valid integer"),
     ("unknown firewall", ["--firewall", "pf", "ls"],
      "Invalid value for '--firewall': 'pf' is not one of 'nftables', 'iptables'"),
-    ("unknown list", ["ls", "bogus"], "'bogus' is not one of 'networks', 'ns', 'endpoints', 'ports'"),
+    ("unknown list", ["ls", "bogus"], "'bogus' is not one of 'networks', 'ns', 'endpoints', 'ports', 'routers'"),
     ("unknown delete kind", ["delete", "frob", "x"], "No such command 'frob' (see 'cnet delete --help')"),
 ]
 

@@ -63,7 +63,7 @@ def state(tmp_path) -> Path:
     ("cnet inspect ", ["db", "mybr0", "net2", "web", "worker"]),
     ("cnet delete bridge ", ["mybr0", "net2"]),
     ("cnet rm ns wo", ["worker"]),
-    ("cnet ls ", ["networks", "ns", "endpoints", "ports"]),
+    ("cnet ls ", ["networks", "ns", "endpoints", "ports", "routers"]),
     ("cnet attach web mybr0 --i", ["--ip", "--ifname"]),
     ("cnet completion ", ["bash", "zsh", "fish"]),
 ])

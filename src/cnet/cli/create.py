@@ -61,3 +61,25 @@ def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, 
         for address in endpoint.addresses:
             click.echo(address)
     print_mappings(mappings)
+
+
+@create.command("router")
+@click.argument("name")
+@click.option("--network", "networks", multiple=True, required=True, metavar="NET[:IP]",
+              help="A network to route between (twice or more), at IP or the next free address.")
+@click.pass_obj
+def create_router(obj, name, networks):
+    """Create a router NAME: a sandbox with forwarding on, on each --network.
+
+    Every sandbox on one of the networks (now or attached later) gets routes
+    to the others' subnets via the router; source addresses are kept. Prints
+    the router's addresses as NET ADDRESS, one a line.
+
+    \b
+    Example:
+      cnet create router r1 --network front --network back:10.2.0.254
+    """
+    _, endpoints = obj.api.create_router(name, list(networks))
+    for ep in endpoints:
+        for address in ep.addresses:
+            click.echo(f"{ep.network} {address}")

@@ -5,7 +5,7 @@ import click
 from .completion import networks_and_sandboxes
 from .output import as_json, mapping_lines, mapping_name, network_view, table
 
-LISTS = ("networks", "ns", "endpoints", "ports")
+LISTS = ("networks", "ns", "endpoints", "ports", "routers")
 
 
 @click.command("ls")
@@ -14,7 +14,7 @@ LISTS = ("networks", "ns", "endpoints", "ports")
 @click.option("-q", "--quiet", is_flag=True, help="Names only, one a line.")
 @click.pass_obj
 def ls(obj, what, json_out, quiet):
-    """List networks (default), sandboxes, endpoints or published ports.
+    """List networks (default), sandboxes, endpoints, published ports or routers.
 
     STATUS (JSON: "status") is "ok", or "missing" when the record's kernel
     object is gone: a network's link, a sandbox's namespace, an endpoint's
@@ -45,6 +45,14 @@ def ls(obj, what, json_out, quiet):
         rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"], e["status"]]
                 for e in items]
         headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "STATUS"]
+    elif what == "routers":
+        state = obj.api.read_state()
+        items = [{"name": sb.name, "networks": [{"network": e.network, "addresses": list(e.addresses)}
+                                                for e in state.endpoints_of_sandbox(sb.name)], "status": status}
+                 for sb, _, status in obj.api.sandbox_listing() if sb.mode == "router"]
+        rows = [[r["name"], " ".join(f"{n['network']}:{','.join(n['addresses'])}" for n in r["networks"]),
+                 r["status"]] for r in items]
+        headers = ["NAME", "NETWORKS", "STATUS"]
     else:
         listing = obj.api.port_listing()
         items = [{**p.to_dict(), "status": status} for p, status in listing]
@@ -65,6 +73,8 @@ def _names(state, what: str) -> list[str]:
         return list(state.sandboxes)
     if what == "endpoints":
         return [f"{e.sandbox}:{e.network}" for e in state.endpoints]
+    if what == "routers":
+        return [sb.name for sb in state.sandboxes.values() if sb.mode == "router"]
     return [mapping_name(p) for p in state.ports]
 
 

@@ -4,8 +4,9 @@ from .lifecycle import LifecycleOps
 from .network_ops import NetworkOps
 from .port_ops import PortOps
 from .read_ops import ReadOps
+from .router_ops import RouterOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps, PortOps, ReadOps, LifecycleOps):
+class Cnet(NetworkOps, SandboxOps, RouterOps, PortOps, ReadOps, LifecycleOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .. import drivers
 from ..errors import CnetError
 from ..model import State
+from . import routers
 from .base import CnetBase, Undo, firewall_needs
 
 
@@ -212,6 +213,13 @@ class LifecycleOps(CnetBase):
                 driver.repair_endpoint(net, ep, path, kernel, undo, gives_default)
 
             steps.append((repair, f"made endpoint {ep.sandbox}/{ep.network} ({', '.join(ep.addresses)})"))
+        for sb in owners_first:
+            if sb.mode == "router":
+                steps.append((lambda undo, sb=sb: self._restore_forwarding(state, sb.name),
+                              f"turned forwarding on in router {sb.name}"))
+            elif sb.mode != "joined" and routers.routes_of(state, sb.name):
+                steps.append((lambda undo, sb=sb: self._restore_routes(state, sb.name, kernel),
+                              f"added the routes via routers of sandbox {sb.name}"))
         steps.append((lambda undo: self._restore_firewall(state), "made the firewall as the state has it"))
         steps.append((lambda undo: self._restore_sysctls(state), "set the sysctls the networks need"))
         for sb in state.sandboxes.values():
@@ -226,14 +234,44 @@ class LifecycleOps(CnetBase):
 
         self.owner.mark_netns(sb.name)
         netns.remove(sb.name)  # a stale name file (no namespace on it) would block the new one
-        if sb.mode == "none":
+        if sb.mode in ("none", "router"):
             netns.create(sb.name)
             kernel.inside(netns.path_of(sb.name)).set_up(LOOPBACK_IFINDEX)
+            if sb.mode == "router":
+                from .router_ops import prepare_router_namespace
+
+                prepare_router_namespace(sb.name)
         elif sb.mode == "joined":
             netns.bind(sb.name, netns.path_of(sb.target))
         else:  # host
             netns.bind(sb.name, "/proc/thread-self/ns/net")
         undo.callback(netns.remove, sb.name)
+
+    @staticmethod
+    def _restore_forwarding(state: State, name: str) -> None:
+        from ..kernel import netns, sysctl
+        from .router_ops import forwarding_keys
+
+        keys = forwarding_keys(routers.networks_of(state, name))
+        with netns.entered(netns.path_of(name)):
+            wrong = [key for key in keys if sysctl.read(key) != "1"]
+            if not wrong:
+                raise _NothingToDo
+            for key in wrong:
+                sysctl.write(key, "1")
+
+    @staticmethod
+    def _restore_routes(state: State, name: str, kernel) -> None:
+        from ..kernel import netns
+
+        inside = kernel.inside(netns.path_of(name))
+        have = {tuple(words[0:3:2]) for words in map(str.split, inside.routes_view())
+                if len(words) > 2 and words[1] == "via"}
+        missing = routers.routes_of(state, name) - have
+        if not missing:
+            raise _NothingToDo
+        for dst, via in sorted(missing):
+            inside.add_route(dst, via)
 
     def _restore_firewall(self, state: State) -> None:
         from .. import firewall

@@ -36,6 +36,8 @@ def plan_sandbox(state: State, name: str, *, mode: str = "none", target: str | N
             raise NotFound(f"sandbox {target} not found (--join needs an existing sandbox)")
         if state.sandboxes[target].mode == "host":
             raise InvalidInput(f"sandbox {target} is the host's namespace; use --host instead of joining it")
+        if state.sandboxes[state.owner(target)].mode == "router":
+            raise InvalidInput(f"sandbox {target} is a router: it cannot be joined")
         target = state.owner(target)  # joining a joiner joins the stack's owner
     for ip in dns:
         _check_ip(ip, "--dns")
@@ -137,7 +139,10 @@ def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]
 
 def default_route_endpoint(state: State, owner: str, networks: dict[str, Network]) -> Endpoint | None:
     """The endpoint whose gateways are the sandbox's default routes: its first
-    endpoint on a network that is not internal."""
+    endpoint on a network that is not internal. A router has none: it routes
+    between its networks only."""
+    if state.sandboxes[owner].mode == "router":
+        return None
     for ep in state.endpoints_of_sandbox(owner):
         if not networks[ep.network].internal:
             return ep

@@ -247,6 +247,23 @@ class Netlink:
                 return  # the namespace has a default route of its own: keep it
             raise _failed(f"cannot add a default route via {gateway}", e) from e
 
+    def add_route(self, dst: str, gateway: str) -> None:
+        """A route to subnet dst via gateway (one there already is fine)."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        try:
+            self.ipr.route("replace", family=family, dst=dst, gateway=gateway)
+        except NetlinkError as e:
+            raise _failed(f"cannot add a route to {dst} via {gateway}", e) from e
+
+    def delete_route(self, dst: str, gateway: str) -> None:
+        """Take the route to dst via gateway out; gone already is fine."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        try:
+            self.ipr.route("del", family=family, dst=dst, gateway=gateway)
+        except NetlinkError as e:
+            if e.code not in (errno.ESRCH, errno.ENOENT):
+                raise _failed(f"cannot delete the route to {dst} via {gateway}", e) from e
+
     def _routes(self):
         for family in (socket.AF_INET, socket.AF_INET6):
             yield from self.ipr.route("dump", family=family)
