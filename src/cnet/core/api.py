@@ -1,6 +1,5 @@
 """`Cnet`: the public Python API of cnet, one transaction per operation (see base.py)."""
 
-from .explain import ExplainOps
 from .lifecycle import LifecycleOps
 from .network_ops import NetworkOps
 from .port_ops import PortOps
@@ -8,5 +7,13 @@ from .read_ops import ReadOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps, PortOps, ReadOps, LifecycleOps, ExplainOps):
+class Cnet(NetworkOps, SandboxOps, PortOps, ReadOps, LifecycleOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""
+
+    def explain(self, ns: str | None, port: str) -> list:
+        """The path of each published port that NS's PORT[/PROTO] names (without
+        NS: the host port PORT), every rule that decides it, and a verdict
+        (core/explain.py: a list of Explanation). Reads only."""
+        from .explain import explain
+
+        return explain(self, ns, port)

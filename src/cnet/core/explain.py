@@ -10,6 +10,8 @@ rule that decides it, in the order the packet meets them:
 4. the masquerade rules for hairpin and localhost, and the forwarding sysctl.
 
 Nothing is changed; an explanation of a blocked port is still a success.
+Cnet.explain (api.py) imports this module when it runs: the readers and
+their dataclasses cost every other command nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import asdict, dataclass, field
 from .. import portspec
 from ..errors import InvalidInput, NotFound
 from ..firewall import explain_read as fw
-from ..firewall import hostread
+from ..firewall import hostread, nftables
+from ..firewall.plan import dnat_entries
 from ..model import PortMapping, State
-from .base import CnetBase, firewall_needs
+from .base import firewall_needs
 
 FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
 TOOL = {4: "iptables", 6: "ip6tables"}
@@ -129,10 +132,23 @@ def matching(state: State, ns: str | None, port: int, protocol: str) -> list[tup
     return found
 
 
-class _Firewall:
-    """What the firewall holds, each listing read once."""
+def explain(api, ns: str | None, port_text: str) -> list[Explanation]:
+    """The path of each published port that NS's PORT[/PROTO] (without NS:
+    the host port) names, read from api's state and the kernel (api: a Cnet)."""
+    port, protocol = parse_port(port_text)
+    state = api.read_state()
+    found = matching(state, ns, port, protocol)
+    backend = state.host.get("firewall") or api.config.firewall
+    path = _Path(api.owner, backend)
+    return [path.explain_one(state, p, offset) for p, offset in found]
 
-    def __init__(self) -> None:
+
+class _Path:
+    """Explains mappings for one state file's firewall (owner) on one
+    backend; what the firewall holds is read once."""
+
+    def __init__(self, owner, backend: str) -> None:
+        self.owner, self.backend = owner, backend
         self._ruleset: list | None = None
         self._saved: dict[tuple[int, str], hostread.SavedTables | None] = {}
 
@@ -149,21 +165,7 @@ class _Firewall:
             self._saved[(family, table)] = hostread.parse_save(text) if text is not None else None
         return self._saved[(family, table)]
 
-
-class ExplainOps(CnetBase):
-    def explain(self, ns: str | None, port_text: str) -> list[Explanation]:
-        """The path of each published port that NS's PORT[/PROTO] (without NS:
-        the host port) names, read from the state and the kernel."""
-        port, protocol = parse_port(port_text)
-        state = self.read_state()
-        found = matching(state, ns, port, protocol)
-        backend = state.host.get("firewall") or self.config.firewall
-        reading = _Firewall()
-        return [self._explain_one(state, p, offset, backend, reading) for p, offset in found]
-
-    def _explain_one(self, state: State, p: PortMapping, offset: int, backend: str, reading: _Firewall) -> Explanation:
-        from ..firewall.plan import dnat_entries
-
+    def explain_one(self, state: State, p: PortMapping, offset: int) -> Explanation:
         family = 6 if ":" in p.host_ip else 4
         host_port, port = p.host_port + offset, p.port + offset
         bridge = firewall_needs(state.networks[p.network]).interface or p.network
@@ -175,29 +177,27 @@ class ExplainOps(CnetBase):
             return done
         bridges = tuple(i for n in state.networks.values() if (i := firewall_needs(n).interface))
         packet = fw.Packet(family, p.protocol, d.target_ip, d.target_port, bridge, bridges)
-        if backend == "iptables":
-            done.steps.append(self._iptables_dnat(d, reading))
+        if self.backend == "iptables":
+            done.steps.append(self._iptables_dnat(d))
         else:
-            done.steps.append(self._nft_dnat(d, reading))
-        done.steps += self._forward(packet, backend, reading)
+            done.steps.append(self._nft_dnat(d))
+        done.steps += self._forward(packet)
         done.steps.append(_connections(d))
-        if backend == "iptables":
-            done.steps += self._iptables_masquerade(state, p, d, bridge, reading)
+        if self.backend == "iptables":
+            done.steps += self._iptables_masquerade(state, p, d, bridge)
         else:
-            done.steps += self._nft_masquerade(d, reading)
+            done.steps += self._nft_masquerade(d)
         done.steps.append(_forwarding(family))
         return done
 
     # -- 1. DNAT ----------------------------------------------------------------
 
-    def _nft_dnat(self, d, reading: _Firewall) -> Step:
-        from ..firewall import nftables
-
+    def _nft_dnat(self, d) -> Step:
         table = ("inet", self.owner.nft_table)
         name, key = nftables.map_of(d), nftables.key_of(d)
         step = Step(1, "dnat", f"dnat to {_at(d.target_ip, d.target_port)}", table=" ".join(table),
                     chain="published", tool="nft", cnet=True)
-        rs = reading.ruleset
+        rs = self.ruleset
         if rs is None:
             return _missing(step, "nft cannot list the ruleset")
         if (*table, "published") not in rs.chains:
@@ -216,11 +216,11 @@ class ExplainOps(CnetBase):
         step.detail = f"map {name} element {element}"
         return step
 
-    def _iptables_dnat(self, d, reading: _Firewall) -> Step:
+    def _iptables_dnat(self, d) -> Step:
         chain = self.owner.iptables_chain("DNAT")
         step = Step(1, "dnat", f"dnat to {_at(d.target_ip, d.target_port)}", table="nat", chain=chain,
                     tool=TOOL[d.family], cnet=True)
-        saved = reading.saved(d.family, "nat")
+        saved = self.saved(d.family, "nat")
         if saved is None:
             return _missing(step, f"{TOOL[d.family]}-save cannot list table nat")
         rule = fw.find_iptables_rule(saved, "nat", chain, lambda words: fw.is_dnat_rule(
@@ -232,16 +232,16 @@ class ExplainOps(CnetBase):
 
     # -- 2. forward ---------------------------------------------------------------
 
-    def _forward(self, packet: fw.Packet, backend: str, reading: _Firewall) -> list[Step]:
+    def _forward(self, packet: fw.Packet) -> list[Step]:
         """Every base chain on the forward hook, by priority; iptables' FORWARD
         where its table sits in nftables (iptables-nft), else last."""
         steps: list[Step] = []
-        iptables_steps = self._iptables_forward(packet, backend, reading)
+        iptables_steps = self._iptables_forward(packet)
         variant = hostread.iptables_variant(packet.family)
-        rs = reading.ruleset
+        rs = self.ruleset
         own = ("inet", self.owner.nft_table)
         for key in rs.forward_chains(packet.family) if rs is not None else ():
-            if variant == "nft" and hostread.iptables_nft_table(key[0], key[1]) and reading.saved(
+            if variant == "nft" and hostread.iptables_nft_table(key[0], key[1]) and self.saved(
                     packet.family, "filter") is not None:
                 steps += iptables_steps  # read through iptables-save: the rules as iptables shows them
                 iptables_steps = []
@@ -249,21 +249,21 @@ class ExplainOps(CnetBase):
                 steps.append(_own_nft_forward(rs, key))
             else:
                 steps.append(_foreign_nft_forward(rs, key, packet))
-        if backend == "nftables" and (rs is None or not any(s.cnet for s in steps)):
+        if self.backend == "nftables" and (rs is None or not any(s.cnet for s in steps)):
             steps.insert(0, _missing(Step(2, "forward", "", table=" ".join(own), chain="forward", tool="nft",
                                           cnet=True), f"cnet's forward chain is missing ({RESTORE})"))
         return steps + iptables_steps
 
-    def _iptables_forward(self, packet: fw.Packet, backend: str, reading: _Firewall) -> list[Step]:
-        saved = reading.saved(packet.family, "filter")
+    def _iptables_forward(self, packet: fw.Packet) -> list[Step]:
+        saved = self.saved(packet.family, "filter")
         if saved is None or saved.forward() is None:
-            if backend != "iptables":
+            if self.backend != "iptables":
                 return []
             return [_missing(Step(2, "forward", "", table="filter", chain="FORWARD", tool=TOOL[packet.family],
                                   cnet=True), f"{TOOL[packet.family]}-save shows no FORWARD chain ({RESTORE})")]
         tool, prefix = TOOL[packet.family], self.owner.iptables_chain("")
         steps = []
-        if backend == "iptables":
+        if self.backend == "iptables":
             steps.append(self._own_iptables_forward(saved, tool))
         decision = fw.iptables_forward(saved, packet, prefix)
         ours = [f"rule {r.number}" for r in fw.iptables_rules(saved, "filter", "FORWARD")
@@ -291,9 +291,9 @@ class ExplainOps(CnetBase):
 
     # -- 4. masquerade ---------------------------------------------------------------
 
-    def _nft_masquerade(self, d, reading: _Firewall) -> list[Step]:
+    def _nft_masquerade(self, d) -> list[Step]:
         table = ("inet", self.owner.nft_table)
-        rs = reading.ruleset
+        rs = self.ruleset
         found = [("hairpin", lambda r: fw.is_hairpin(r, d.family),
                   "a sandbox reaching a published port by the host's address")]
         if d.family == 4:
@@ -310,11 +310,11 @@ class ExplainOps(CnetBase):
             steps.append(step)
         return steps
 
-    def _iptables_masquerade(self, state: State, p: PortMapping, d, bridge: str, reading: _Firewall) -> list[Step]:
+    def _iptables_masquerade(self, state: State, p: PortMapping, d, bridge: str) -> list[Step]:
         import ipaddress
 
         chain, tool = self.owner.iptables_chain("POSTROUTING"), TOOL[d.family]
-        saved = reading.saved(d.family, "nat")
+        saved = self.saved(d.family, "nat")
         subnets = {ipaddress.ip_network(s.subnet) for s in state.networks[p.network].subnets}
 
         def from_subnet(words):
