@@ -134,6 +134,40 @@ def test_a_dnat_deleted_by_hand_is_missing_until_restore(net):
     assert ask(lan, "tcp", "198.18.0.1", 8080) == "198.18.0.2"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ipv6_has_its_own_dnat_and_forward_path(make_host, backend):
+    host, lan = make_host("host"), make_host("lan")
+    host.env["CNET_FIREWALL"] = backend
+    link_hosts(host, lan, "eth0", "eth0")
+    host.run(["ip", "addr", "add", "fd00:18::1/64", "dev", "eth0", "nodad"], check=True)
+    lan.run(["ip", "addr", "add", "fd00:18::2/64", "dev", "eth0", "nodad"], check=True)
+    ok(host.cnet("create", "bridge", "mybr0", "--subnet", "172.26.0.0/16", "--subnet", "fd00:26::/64"))
+    ok(host.cnet("create", "ns", "web", "--network", "mybr0", "--publish", "8080:80"))
+    serve(host, "tcp", 80, ns="web")
+    assert ask(lan, "tcp", "fd00:18::1", 8080) == "fd00:18::2"
+    view = explain(host, "web", "80")
+    assert [m["mapping"] for m in view["mappings"]] == ["0.0.0.0:8080->80/tcp", "[::]:8080->80/tcp"]
+    six = view["mappings"][1]
+    dnat = six["steps"][0]
+    assert dnat["verdict"] == "dnat to [fd00:26::2]:80" and six["verdict"] == "should answer"
+    if backend == "nftables":
+        assert dnat["handle"] == nft_handle(host, "inet cnet published", "@dnat6any")
+    else:
+        rules = [line for line in ok(host.run(["ip6tables", "-t", "nat", "-S", "CNET-DNAT"])).splitlines()
+                 if line.startswith("-A ")]
+        assert dnat["tool"] == "ip6tables" and "--dport 8080" in rules[dnat["rule"] - 1]
+    tracked = next(s for s in six["steps"] if s["step"] == "conntrack")
+    assert tracked["count"] >= 1 and tracked["connections"][0]["source"].startswith("[fd00:18::2]:")
+    assert [s["where"] for s in six["steps"] if s["step"] == "sysctl"] == ["net.ipv6.conf.all.forwarding"]
+    # a drop for IPv6 only blocks the IPv6 mapping
+    host.run(["nft", "add table ip6 f6; add chain ip6 f6 fw6 { type filter hook forward priority 10;"
+              " policy accept; }; add rule ip6 f6 fw6 tcp dport 80 drop"], check=True)
+    view = explain(host, "8080")
+    assert [m["verdict"] for m in view["mappings"]] == [
+        "should answer", f"blocked at ip6 f6 fw6 handle {nft_handle(host, 'ip6 f6 fw6', 'drop')} (drop)"]
+    assert view["verdict"] == view["mappings"][1]["verdict"]
+
+
 @pytest.mark.parametrize("args, code, said", [
     (["nope", "80"], 3, "sandbox nope not found"),
     (["web", "81"], 3, "sandbox web has no published port 81/tcp"),
@@ -141,6 +175,8 @@ def test_a_dnat_deleted_by_hand_is_missing_until_restore(net):
     (["web", "80/xx"], 2, "unknown protocol"),
     (["web", "8080:80"], 2, "explain takes one port"),
     (["web"], 2, "is not a port number"),
+    ([], 2, "give PORT[/PROTO]"),
+    (["web", "80", "81"], 2, "give PORT[/PROTO]"),
 ])
 def test_not_found_and_bad_input(host, args, code, said):
     ok(host.cnet("create", "bridge", "mybr0", "--subnet", "172.26.0.0/16"))

@@ -262,5 +262,8 @@ def test_where_and_verdicts():
     maybe = Step(2, "forward", "may drop", table="inet filter", chain="forward", handle=3, tool="nft")
     assert explanation(dnat, maybe).verdict.startswith("should answer, unless the rule at inet filter forward"
                                                        " handle 3 (drop)")
+    off = Step(4, "sysctl", "off", True, sysctl="net.ipv4.ip_forward", detail="it is 0")
+    assert off.where == "net.ipv4.ip_forward"
+    assert explanation(dnat, off).verdict == "blocked: net.ipv4.ip_forward is off (it is 0)"
     view = explanation(dnat).to_dict()
     assert view["mapping"] == "0.0.0.0:8080->80/tcp" and view["steps"][0]["where"] == dnat.where

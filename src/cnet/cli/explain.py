@@ -6,11 +6,10 @@ from .output import as_json
 
 
 @click.command("explain")
-@click.argument("ns_or_port", metavar="[NS] PORT[/PROTO]")
-@click.argument("port", required=False)
+@click.argument("args", nargs=-1, metavar="[NS] PORT[/PROTO]")
 @click.option("--json", "json_out", is_flag=True, help="JSON output (an object with the mappings and a verdict).")
 @click.pass_obj
-def explain(obj, ns_or_port, port, json_out):
+def explain(obj, args, json_out):
     """Show the path a packet to a published port takes, and every rule that decides it.
 
     With NS, PORT is the sandbox's port; alone, PORT is a host port (as
@@ -25,7 +24,9 @@ def explain(obj, ns_or_port, port, json_out):
     Exit 0 whenever the path could be explained, blocked or not (the verdict
     says which); 2 for a bad PORT/PROTO; 3 when NS or the mapping is not found.
     """
-    ns, port = (ns_or_port, port) if port is not None else (None, ns_or_port)
+    if len(args) not in (1, 2):
+        raise click.UsageError("give PORT[/PROTO] (a host port) or NS PORT[/PROTO] (a sandbox's port)")
+    ns, port = args if len(args) == 2 else (None, args[0])
     explained = obj.api.explain(ns, port)
     blocked = next((e for e in explained if not e.verdict.startswith("should answer")), None)
     overall = blocked.verdict if blocked else explained[0].verdict

@@ -48,6 +48,7 @@ class Step:
     handle: int | None = None
     rule: int | None = None
     tool: str | None = None  # "nft", "iptables", "ip6tables"; None for conntrack and sysctls
+    sysctl: str | None = None  # the sysctl step's key
     cnet: bool = False  # cnet's own rule
     detail: str = ""
     maybe: list[str] = field(default_factory=list)  # drops that could not be decided, as "WHERE (VERDICT)"
@@ -58,7 +59,7 @@ class Step:
     @property
     def where(self) -> str:
         if self.tool is None:
-            return self.chain or ""
+            return self.sysctl or ""
         base = f"{self.table} {self.chain}" if self.tool == "nft" else f"{self.tool} {self.table} {self.chain}"
         if self.handle is not None:
             return f"{base} handle {self.handle}"
@@ -88,7 +89,7 @@ class Explanation:
         blocked = next((s for s in self.steps if s.blocks), None)
         if blocked is not None:
             if blocked.step == "sysctl":
-                return f"blocked: {blocked.chain} is off ({blocked.detail})"
+                return f"blocked: {blocked.sysctl} is off ({blocked.detail})"
             if blocked.step == "dnat" and blocked.verdict == "missing":
                 return f"blocked: the DNAT is missing: {blocked.detail}"
             return f"blocked at {blocked.where} ({blocked.verdict})"
@@ -408,6 +409,6 @@ def _forwarding(family: int) -> Step:
     except OperationFailed:
         value = "missing"
     if value == "1":
-        return Step(4, "sysctl", "on", chain=key)
-    return Step(4, "sysctl", "off", True, chain=key,
+        return Step(4, "sysctl", "on", sysctl=key)
+    return Step(4, "sysctl", "off", True, sysctl=key,
                 detail=f"it is {value}; `cnet restore` sets it to 1 (or sysctl -w {key}=1)")

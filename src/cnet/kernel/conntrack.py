@@ -58,10 +58,10 @@ def connections_to(family: int, protocol: str, port: int, to_address: str) -> li
     from .pyroute import conntrack
 
     Conntrack, NFCTAttrTuple = conntrack()
-    wanted = NFCTAttrTuple(family=socket.AF_INET if family == 4 else socket.AF_INET6,
-                           proto=PROTOCOLS[protocol], dport=port)
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    wanted = NFCTAttrTuple(family=af, proto=PROTOCOLS[protocol], dport=port)
     target, found = ipaddress.ip_address(to_address), []
-    with Conntrack() as ct:
+    with Conntrack(nfgen_family=af) as ct:  # a dump lists the entries of the request's family only
         for entry in ct.dump_entries(tuple_orig=wanted):
             orig, reply = entry.tuple_orig, entry.tuple_reply
             if ipaddress.ip_address(reply.saddr) != target:
