@@ -65,7 +65,7 @@ class Step:
             return f"{base} handle {self.handle}"
         if self.rule is not None:
             return f"{base} rule {self.rule}"
-        return f"{base} policy" if self.step == "forward" else base
+        return f"{base} policy" if self.step == "forward" and self.verdict != "missing" else base
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -227,7 +227,8 @@ class _Path:
         rule = fw.find_iptables_rule(saved, "nat", chain, lambda words: fw.is_dnat_rule(
             words, d.protocol, d.host_port, d.host_ip, _at(d.target_ip, d.target_port)))
         if rule is None:
-            return _missing(step, f"chain {chain} has no DNAT rule for host port {d.host_port}/{d.protocol} ({RESTORE})")
+            return _missing(step, f"chain {chain} has no DNAT rule for host port {d.host_port}/{d.protocol}"
+                                  f" ({RESTORE})")
         step.rule, step.detail = rule.number, " ".join(rule.words)
         return step
 
@@ -240,7 +241,7 @@ class _Path:
         iptables_steps = self._iptables_forward(packet)
         variant = hostread.iptables_variant(packet.family)
         rs = self.ruleset
-        own = ("inet", self.owner.nft_table)
+        own, seen_own = ("inet", self.owner.nft_table), False
         for key in rs.forward_chains(packet.family) if rs is not None else ():
             if variant == "nft" and hostread.iptables_nft_table(key[0], key[1]) and self.saved(
                     packet.family, "filter") is not None:
@@ -248,9 +249,10 @@ class _Path:
                 iptables_steps = []
             elif key[:2] == own:
                 steps.append(_own_nft_forward(rs, key))
+                seen_own = True
             else:
                 steps.append(_foreign_nft_forward(rs, key, packet))
-        if self.backend == "nftables" and (rs is None or not any(s.cnet for s in steps)):
+        if self.backend == "nftables" and not seen_own:
             steps.insert(0, _missing(Step(2, "forward", "", table=" ".join(own), chain="forward", tool="nft",
                                           cnet=True), f"cnet's forward chain is missing ({RESTORE})"))
         return steps + iptables_steps

@@ -50,7 +50,8 @@ class Decision(NamedTuple):
     iptables rule number; None: the chain's policy, or its end). certain:
     False when a rule before it could not be decided. maybe: (chain, rule,
     verdict) of drops and rejects that could not be decided. cnet_rule: the
-    rule that decided, when it is cnet's (its comment starts with "cnet")."""
+    rule that decided is cnet's (its comment starts with "cnet", or, in
+    iptables, it is in a chain of cnet's)."""
 
     verdict: str
     chain: str
@@ -133,7 +134,8 @@ def map_element(rs: Ruleset, table: tuple[str, str], name: str, key: str) -> str
 
 def uses_map(rule: dict, name: str) -> bool:
     """A rule that takes its DNAT target from map @name."""
-    return any(isinstance(e.get("dnat"), dict) and (e["dnat"].get("addr") or {}).get("map", {}).get("data") == f"@{name}"
+    return any(isinstance(e.get("dnat"), dict)
+               and (e["dnat"].get("addr") or {}).get("map", {}).get("data") == f"@{name}"
                for e in rule.get("expr", []))
 
 
