@@ -3,7 +3,7 @@ published port meets, and what each does with it. Nothing here changes
 the firewall.
 
 The readers (ruleset(), iptables_save()) run the tools; the rest is pure
-(tests/unit/test_explain.py feeds it recorded output). A packet is followed
+(tests/unit/test_explain_rules.py feeds it recorded output). A packet is followed
 through the rules as the kernel would: an nft match or an iptables option
 is decided from what is known of the first packet of a connection coming
 from outside (its protocol, its destination after DNAT, the bridge it
