@@ -22,6 +22,7 @@ from .batch import batch
 from .completion import COMPLETE_VAR, completion
 from .create import create
 from .delete import delete, rm
+from .explain import explain
 from .lifecycle import check, gc, restore
 from .output import usage_message
 from .ports import publish, unpublish
@@ -64,7 +65,7 @@ def cli(ctx, state, config, firewall, debug):
 
 
 for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch,
-                check, restore, gc, completion):
+                check, restore, gc, completion, explain):
     cli.add_command(command)
 
 
