@@ -41,14 +41,20 @@ def routes_of(state: State, sandbox: str, extra: Endpoint | None = None) -> set[
     if is_router(state, sandbox):
         return set()
     endpoints = state.endpoints + ([extra] if extra is not None else [])
-    own_networks = {e.network for e in endpoints if e.sandbox == sandbox}
+    # the families the sandbox has on each of its networks: a route needs a source address
+    own = {}
+    for e in endpoints:
+        if e.sandbox == sandbox:
+            own[e.network] = {ipaddress.ip_interface(a).version for a in e.addresses}
+    own_networks = set(own)
     routes = set()
     for router in routers(state):
         mine = [e for e in endpoints if e.sandbox == router]
         by_network = {e.network: e for e in mine}
         for network in own_networks & by_network.keys():
             gateways = {ipaddress.ip_interface(a).version: a.partition("/")[0]
-                        for a in by_network[network].addresses}
+                        for a in by_network[network].addresses
+                        if ipaddress.ip_interface(a).version in own[network]}
             for far in by_network:
                 if far in own_networks:
                     continue
