@@ -68,6 +68,10 @@ def test_the_router_is_the_only_way_between_the_networks(routed):
     serve(host, "tcp", 80, ns="b")
     host.run(["ip", "netns", "exec", "a", "ip", "route", "replace", "10.2.0.0/24", "via", "10.1.0.1"], check=True)
     assert ask(host, "tcp", "10.2.0.2", 80, ns="a", timeout=1) is None  # through the host: isolation drops it
+    deep = host.cnet("check", "--deep")
+    assert deep.returncode == 5 and "missing route 10.2.0.0/24 via 10.1.0.3 in sandbox a" in deep.stdout
+    host.run(["ip", "netns", "exec", "r1", "sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
+    assert "sysctl net.ipv4.ip_forward is not 1 in router r1" in host.cnet("check", "--deep").stdout
     ok(host.cnet("restore"))  # puts the route via r1 back
     assert routes(host, "a")[0] == "10.2.0.0/24 via 10.1.0.3"
     assert ask(host, "tcp", "10.2.0.2", 80, ns="a") == "10.1.0.2"

@@ -32,7 +32,7 @@ class Difference:
     it concerns ("sandbox web", "endpoint web/br0"), "" for an object the state
     does not list (gc's to remove), or for the firewall as a whole."""
 
-    kind: str  # netns | network | endpoint | firewall | sysctl | file
+    kind: str  # netns | network | endpoint | firewall | sysctl | file | router | route
     name: str
     problem: str  # a phrase: "missing link cn1a2b3c4d5e"
     record: str = ""
@@ -92,7 +92,32 @@ class LifecycleOps(CnetBase):
         for key in sorted(self._sysctls_needed(state)):
             if sysctl.read(key) != "1":
                 found.append(Difference("sysctl", key, f"sysctl {key} is not 1", "a network needs it"))
+        if deep:
+            found += self._router_differences(state, kernel)
         kernel.close_inside()
+        return found
+
+    @staticmethod
+    def _router_differences(state: State, kernel) -> list[Difference]:
+        """--deep: routers with forwarding off, sandboxes without the routes routers give them."""
+        from ..kernel import netns, sysctl
+        from .router_ops import forwarding_keys
+
+        found = []
+        for sb in state.sandboxes.values():
+            if sb.mode == "joined" or not netns.exists(sb.name):
+                continue  # a namespace that is gone is reported already
+            if sb.mode == "router":
+                with netns.entered(netns.path_of(sb.name)):
+                    off = [k for k in forwarding_keys(routers.networks_of(state, sb.name)) if sysctl.read(k) != "1"]
+                found += [Difference("router", sb.name, f"sysctl {k} is not 1 in router {sb.name}",
+                                     f"router {sb.name}") for k in off]
+                continue
+            wanted = routers.routes_of(state, sb.name)
+            if wanted:
+                missing = wanted - _routes_via(kernel.inside(netns.path_of(sb.name)))
+                found += [Difference("route", sb.name, f"missing route {dst} via {via} in sandbox {sb.name}",
+                                     "a router on its network") for dst, via in sorted(missing)]
         return found
 
     @staticmethod
@@ -265,9 +290,7 @@ class LifecycleOps(CnetBase):
         from ..kernel import netns
 
         inside = kernel.inside(netns.path_of(name))
-        have = {tuple(words[0:3:2]) for words in map(str.split, inside.routes_view())
-                if len(words) > 2 and words[1] == "via"}
-        missing = routers.routes_of(state, name) - have
+        missing = routers.routes_of(state, name) - _routes_via(inside)
         if not missing:
             raise _NothingToDo
         for dst, via in sorted(missing):
@@ -336,6 +359,12 @@ class LifecycleOps(CnetBase):
 
 class _NothingToDo(Exception):
     """A restore step found its object as the state has it."""
+
+
+def _routes_via(inside) -> set[tuple[str, str]]:
+    """{(destination, gateway)} of the routes via a gateway in a namespace."""
+    return {(words[0], words[2]) for words in map(str.split, inside.routes_view())
+            if len(words) > 2 and words[1] == "via"}
 
 
 def _host_addresses(kernel) -> Callable[[str], list[str]]:
