@@ -116,7 +116,7 @@ def prepared(state_file):
 
 USAGE = [
     ("unknown command", ["frob"], "No such command 'frob' (see 'cnet --help')"),
-    ("unknown global option", ["--bogus", "ls"], "No such option '--bogus' (see 'cnet --help')"),
+    ("unknown global option", ["--zzz", "ls"], "No such option '--zzz' (see 'cnet --help')"),
     ("unknown command option", ["ls", "--bogus"], "No such option '--bogus' (see 'cnet ls --help')"),
     ("unknown create option", ["create", "bridge", "br0", "--colour", "red"], "No such option '--colour'"),
     ("missing argument", ["create", "bridge"], "Missing argument 'NAME' (see 'cnet create bridge --help')"),

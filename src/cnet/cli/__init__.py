@@ -32,8 +32,9 @@ from .show import inspect, ls
 class Context:
     """What the global options chose; the core API object is made on first use."""
 
-    def __init__(self, state, config, firewall, debug):
+    def __init__(self, state, config, firewall, debug, quiet=False):
         self.state, self.config, self.firewall, self.debug = state, config, firewall, debug
+        self.quiet = quiet
         self._api = None
 
     @property
@@ -45,6 +46,8 @@ class Context:
         return self._api
 
     def print_warnings(self) -> None:
+        if self.quiet:
+            return
         for warning in self._api.warnings if self._api else ():
             click.echo(f"cnet: warning: {one_line(warning)}", err=True)
 
@@ -54,13 +57,19 @@ class Context:
 @click.option("--config", metavar="PATH", help="Config file (default /etc/cnet/config.yaml; env CNET_CONFIG).")
 @click.option("--firewall", type=click.Choice(FIREWALLS), envvar="CNET_FIREWALL",
               help="Firewall backend (env CNET_FIREWALL; default from the config file, else nftables).")
+@click.option("-v", "--verbose", is_flag=True, help="One line on stderr per kernel and firewall change, as it happens.")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings (errors still print).")
 @click.option("--debug", is_flag=True, help="Show a traceback with errors.")
 @click.version_option(__version__, "--version", prog_name="cnet", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx, state, config, firewall, debug):
+def cli(ctx, state, config, firewall, verbose, quiet, debug):
     """cnet: container networking for any network namespace, without a daemon."""
+    if verbose:
+        from .. import verbose as changes
+
+        changes.enable()
     if ctx.obj is None:  # a line of `cnet batch` runs with the batch's own context
-        ctx.obj = Context(state, config, firewall, debug)
+        ctx.obj = Context(state, config, firewall, debug, quiet)
         ctx.call_on_close(ctx.obj.print_warnings)
 
 

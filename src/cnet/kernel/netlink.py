@@ -21,6 +21,7 @@ import ipaddress
 import os
 import socket
 
+from .. import verbose
 from ..errors import Conflict, NotFound, OperationFailed
 from .pyroute import IPRoute, NetlinkError
 
@@ -84,6 +85,9 @@ class Netlink:
 
     def __init__(self, netns_path: str | None = None) -> None:
         self._bridges: dict[str, int | None] = {}
+        # for -v: where this handle acts, and the names of the links it made (by index)
+        self._where = "" if netns_path is None else f" in {os.path.basename(netns_path)}"
+        self._names: dict[int, str] = {}
         # nlm_echo: the kernel answers a new link with its description, index included.
         # groups=0: IPRoute joins the link, address and route multicast groups by
         # default, and pyroute2 0.9.7 can hand such a notification (the RTM_DELLINK
@@ -120,7 +124,10 @@ class Netlink:
     @_guarded("cannot look up a link")
     def link_index(self, name: str) -> int | None:
         link = self._get_link(ifname=name)
-        return None if link is None else link["index"]
+        if link is None:
+            return None
+        self._names[link["index"]] = name
+        return link["index"]
 
     def bridge_index(self, name: str) -> int | None:
         """link_index, remembered for the life of this handle: a batch attaches
@@ -131,12 +138,16 @@ class Netlink:
 
     def _new_link(self, what: str, **spec) -> int:
         try:
-            for link in self.ipr.link("add", **spec):
-                if link.get("index"):
-                    return link["index"]
-            return self.ipr.link("get", ifname=spec["ifname"])[0]["index"]  # no echo: ask
+            index = next((link["index"] for link in self.ipr.link("add", **spec) if link.get("index")), None)
+            if index is None:
+                index = self.ipr.link("get", ifname=spec["ifname"])[0]["index"]  # no echo: ask
         except NetlinkError as e:
             raise _failed(what, e) from e
+        self._names[index] = spec["ifname"]
+        peer = spec.get("peer")
+        verbose.made(f"link {spec['ifname']}{self._where} ({spec['kind']}"
+                     + (f", peer {peer['ifname']} in the sandbox" if peer else "") + ")")
+        return index
 
     def add_bridge(self, name: str, mtu: int, group: int) -> int:
         """Create a bridge (forward delay 0, so ports forward at once), down,
@@ -161,9 +172,14 @@ class Netlink:
     def link_names(self) -> set[str]:
         return {link.get("ifname") for link in self.ipr.link("dump")}
 
+    def _name(self, index: int) -> str:
+        """A link's name for -v, as far as this handle has seen it (lo is index 1 everywhere)."""
+        return "lo" if index == 1 else self._names.get(index, f"link #{index}")
+
     @_guarded("cannot set a link's alias")
     def set_alias(self, index: int, alias: str) -> None:
         self.ipr.link("set", index=index, ifalias=alias)
+        verbose.changed(f"link {self._name(index)}{self._where}: alias {alias!r}")
 
     @_guarded("cannot set hairpin mode on a bridge port")
     def set_hairpin(self, index: int) -> None:
@@ -179,6 +195,7 @@ class Netlink:
     @_guarded("cannot bring a link up")
     def set_up(self, index: int) -> None:
         self.ipr.link("set", index=index, state="up")
+        verbose.changed(f"link {self._name(index)}{self._where} up")
 
     def delete_link(self, name: str) -> bool:
         """Delete a link; False if it was already gone (teardown is repeatable)."""
@@ -189,6 +206,7 @@ class Netlink:
             if e.code == errno.ENODEV:
                 return False
             raise _failed(f"cannot delete link {name}", e) from e
+        verbose.removed(f"link {name}{self._where}")
         return True
 
     @_guarded("cannot read a link")
@@ -236,6 +254,7 @@ class Netlink:
             self.ipr.addr("add", **spec)
         except NetlinkError as e:
             raise _failed(f"cannot add address {cidr}", e) from e
+        verbose.made(f"address {cidr} on {self._name(index)}{self._where}")
 
     def add_default_route(self, gateway: str) -> None:
         family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
@@ -246,6 +265,7 @@ class Netlink:
             if e.code == errno.EEXIST:
                 return  # the namespace has a default route of its own: keep it
             raise _failed(f"cannot add a default route via {gateway}", e) from e
+        verbose.made(f"route default via {gateway}{self._where}")
 
     def add_route(self, dst: str, gateway: str) -> None:
         """A route to subnet dst via gateway (one there already is fine)."""
@@ -254,6 +274,7 @@ class Netlink:
             self.ipr.route("replace", family=family, dst=dst, gateway=gateway)
         except NetlinkError as e:
             raise _failed(f"cannot add a route to {dst} via {gateway}", e) from e
+        verbose.made(f"route {dst} via {gateway}{self._where}")
 
     def delete_route(self, dst: str, gateway: str) -> None:
         """Take the route to dst via gateway out; gone already is fine."""
@@ -263,6 +284,8 @@ class Netlink:
         except NetlinkError as e:
             if e.code not in (errno.ESRCH, errno.ENOENT):
                 raise _failed(f"cannot delete the route to {dst} via {gateway}", e) from e
+            return
+        verbose.removed(f"route {dst} via {gateway}{self._where}")
 
     def _routes(self):
         for family in (socket.AF_INET, socket.AF_INET6):
