@@ -52,7 +52,36 @@ class Context:
             click.echo(f"cnet: warning: {one_line(warning)}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# `cnet --help` lists the commands by what they act on; a command missing here is listed under "other".
+SECTIONS = [
+    ("Networks and sandboxes", ["create", "attach", "detach", "exec", "delete", "rm"]),
+    ("Ports", ["publish", "unpublish", "explain"]),
+    ("Seeing what is there", ["ls", "inspect"]),
+    ("Lifecycle", ["check", "restore", "gc"]),
+    ("Many at once", ["batch"]),
+    ("Shell", ["completion"]),
+]
+
+
+class SectionedGroup(click.Group):
+    """click's group, with its commands listed in SECTIONS' groups."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        placed = {name for _, names in SECTIONS for name in names}
+        sections = SECTIONS + [("Other", sorted(set(commands) - placed))]
+        width = formatter.width - 6 - max(map(len, commands), default=0)
+        for title, names in sections:
+            rows = [(n, commands[n].get_short_help_str(width)) for n in names if n in commands]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Examples:\n\n\b\n  cnet create bridge mybr0 --subnet 172.26.0.0/16\n"
+                    "  cnet create ns web --network mybr0 --publish 8080:80\n  cnet explain web 80\n\n"
+                    "'cnet COMMAND --help' tells more of each.")
 @click.option("--state", metavar="PATH", help="State file (default /var/lib/cnet/state.yaml; env CNET_STATE).")
 @click.option("--config", metavar="PATH", help="Config file (default /etc/cnet/config.yaml; env CNET_CONFIG).")
 @click.option("--firewall", type=click.Choice(FIREWALLS), envvar="CNET_FIREWALL",
