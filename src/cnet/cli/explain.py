@@ -23,6 +23,11 @@ def explain(obj, args, json_out):
 
     Exit 0 whenever the path could be explained, blocked or not (the verdict
     says which); 2 for a bad PORT/PROTO; 3 when NS or the mapping is not found.
+
+    \b
+    Examples:
+      cnet explain web 80
+      cnet explain 8080/tcp --json
     """
     if len(args) not in (1, 2):
         raise click.UsageError("give PORT[/PROTO] (a host port) or NS PORT[/PROTO] (a sandbox's port)")

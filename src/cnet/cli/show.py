@@ -22,6 +22,12 @@ def ls(obj, what, json_out, quiet):
 
     With -q: network names, sandbox names, SANDBOX:NETWORK for an endpoint,
     SANDBOX:MAPPING for a published port (a range on one line, 9000-9010->90-100).
+
+    \b
+    Examples:
+      cnet ls
+      cnet ls ports --json
+      cnet ls ns -q
     """
     if quiet and not json_out:  # names only: no status to look up
         for name in _names(obj.api.read_state(), what):
@@ -93,7 +99,13 @@ def _flags(n: dict) -> str:
 @click.option("--json", "json_out", is_flag=True, help="JSON output.")
 @click.pass_obj
 def inspect(obj, name, kind, json_out):
-    """Show a network or a sandbox as recorded and as the kernel has it."""
+    """Show a network or a sandbox as recorded and as the kernel has it.
+
+    \b
+    Examples:
+      cnet inspect mybr0
+      cnet inspect web --json
+    """
     kind = kind or obj.api.kind_of(name)
     if kind == "ns":
         _inspect_ns(obj, name, json_out)
