@@ -38,6 +38,48 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
     click.echo(name)
 
 
+@create.command("macvlan")
+@click.argument("name")
+@click.option("--parent", required=True, metavar="IFACE", help="The host link whose LAN the network is on.")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+              help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of the address pools.")
+@click.option("--gateway", "gateways", multiple=True, metavar="IP",
+              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@click.option("--ip-range", metavar="CIDR", help="Hand out endpoint addresses from this part of the subnet only.")
+@click.option("--mode", type=click.Choice(["bridge", "private", "vepa", "passthru"]), default="bridge",
+              show_default=True, help="The kernel's macvlan mode (private: sandboxes do not reach each other;"
+              " passthru: one endpoint, with the parent's MAC).")
+@click.option("--mtu", type=int, help="MTU of the endpoints (default from the config, else 1500; at most the parent's).")
+@click.option("--host-access", is_flag=True,
+              help="Let the host reach the sandboxes, through a macvlan of its own on the parent.")
+@click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@click.pass_obj
+def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, host_access, exist_ok):
+    """Create a macvlan network NAME: sandboxes on PARENT's LAN, each with its own MAC."""
+    options = {"parent": parent, "mode": mode, **({"host_access": True} if host_access else {})}
+    obj.api.create_network("macvlan", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
+                           masquerade=False, options=options, exist_ok=exist_ok)
+    click.echo(name)
+
+
+@create.command("ipvlan")
+@click.argument("name")
+@click.option("--parent", required=True, metavar="IFACE", help="The host link whose LAN the network is on.")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+              help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of the address pools.")
+@click.option("--gateway", "gateways", multiple=True, metavar="IP",
+              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@click.option("--mode", type=click.Choice(["l2", "l3", "l3s"]), default="l2", show_default=True,
+              help="The kernel's ipvlan mode.")
+@click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@click.pass_obj
+def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
+    """Create an ipvlan network NAME: sandboxes on PARENT's LAN, sharing its MAC."""
+    obj.api.create_network("ipvlan", name, subnets=subnets, gateways=gateways, masquerade=False,
+                           options={"parent": parent, "mode": mode}, exist_ok=exist_ok)
+    click.echo(name)
+
+
 @create.command("ns")
 @click.argument("name")
 @click.option("--dns", multiple=True, metavar="IP", help="Nameserver for the sandbox's resolv.conf.")

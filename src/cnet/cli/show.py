@@ -127,6 +127,15 @@ def inspect(obj, name, kind, json_out):
     k = view["kernel"]
     if k is None:
         click.echo("kernel:     MISSING (no link of that name; cnet delete removes the record)")
+    elif "parent" in k:  # a network of sub-interfaces (macvlan, ipvlan): the kernel has its parent
+        p = k["parent"]
+        click.echo(f"kernel:     parent {p['ifname']} ({p['kind'] or 'device'}) state {p['state']} mtu {p['mtu']}"
+                   f"  mode {k['mode']}")
+        if "host_link" in k:
+            h = k["host_link"]
+            click.echo("host link:  MISSING" if h is None else
+                       f"host link:  {h['kind']} {h['ifname']} mode {h['mode']} state {h['state']}"
+                       f"  {' '.join(h['addresses']) or '-'}")
     else:
         owner = "" if k["owned"] else "  NOT TAGGED AS CNET'S"
         click.echo(f"kernel:     {k['kind']} {k['ifname']} state {k['state']} mtu {k['mtu']}{owner}")

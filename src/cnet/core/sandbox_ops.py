@@ -132,7 +132,9 @@ class SandboxOps(CnetBase):
         driver = drivers.get(net.driver)
         if present is None:
             present = c.kernel.inside(path).link_names()
-        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
+        held = getattr(driver, "held_addresses", lambda net: set())(net)  # optional (drivers/base.py)
+        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present,
+                                          held=held)
         ep = driver.plan_endpoint(c.state, net, ep, c.kernel)
         gives_default = (not net.internal and not routers.is_router(c.state, owner)
                          and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None)
