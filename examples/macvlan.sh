@@ -15,7 +15,8 @@
 #
 #    tools/testhost env PATH="$PWD/.venv/bin:$PATH" bash examples/macvlan.sh
 #
-# Each cnet command is printed with what it shows.
+# Each cnet command is printed with what it shows; what must hold is checked
+# (an unexpected exit code, a parent changed by cnet: the example exits 1).
 set -euo pipefail
 
 if ! awk '$2 == "/run/netns" { print $1 }' /proc/self/mounts | grep -qx cnet-testhost; then
@@ -28,12 +29,18 @@ run() {
     "$@"
 }
 
-# A command that is meant to fail: show its error and exit code.
+# A command that is meant to fail with exit code $1: show its error and code,
+# and stop the example if it does anything else.
 fails() {
+    local want=$1 rc=0
+    shift
     printf '\n$ %s\n' "$*"
-    local rc=0
     "$@" || rc=$?
     echo "(exit code $rc)"
+    if [ "$rc" != "$want" ]; then
+        echo "expected exit code $want" >&2
+        exit 1
+    fi
 }
 
 # The LAN: a veth pair, lan0 on the host, eth0 in namespace "lan".
@@ -64,8 +71,8 @@ run cnet exec web -- ping -c1 -W2 db
 run cnet exec db -- ping -c1 -W2 192.168.50.100
 
 # No NAT, so nothing to publish; and the kernel keeps the host from its own macvlan children.
-fails cnet publish web 8080:80                                       # 2
-fails ping -c1 -W1 192.168.50.64                                     # the host cannot reach web
+fails 2 cnet publish web 8080:80
+fails 1 ping -c1 -W1 192.168.50.64                 # the host cannot reach web
 
 # --host-access gives the host a macvlan of its own on lan0, with a route to the range.
 run cnet delete network lan --force
@@ -76,12 +83,17 @@ run ping -c1 -W2 192.168.50.64
 run ip route show 192.168.50.64/26
 
 # Bad input gets one line and its exit code; nothing is created.
-fails cnet create macvlan other --parent nosuch --subnet 10.1.0.0/24              # 3: no such parent
-fails cnet create macvlan other --parent lan0 --subnet 10.1.0.0/24 --mode private  # 4: lan0 carries bridge mode
-fails cnet create macvlan other --parent lan1 --subnet 10.1.0.0/24 --mtu 9000      # 2: above the parent's MTU
+fails 3 cnet create macvlan other --parent nosuch --subnet 10.1.0.0/24               # no such parent
+fails 4 cnet create macvlan other --parent lan0 --subnet 10.1.0.0/24 --mode private   # lan0 carries bridge mode
+fails 2 cnet create macvlan other --parent lan1 --subnet 10.1.0.0/24 --mtu 9000       # above the parent's MTU
 # ipvlan is the same with ipvlan links (modes l2, l3, l3s); a kernel without the
 # module refuses with 1 and says so.
-fails cnet create ipvlan ipv --parent lan1 --subnet 10.2.0.0/24
+if [ -d /sys/module/ipvlan ] || modprobe -n -q ipvlan 2>/dev/null; then
+    run cnet create ipvlan ipv --parent lan1 --subnet 10.2.0.0/24
+    run cnet delete network ipv
+else
+    fails 1 cnet create ipvlan ipv --parent lan1 --subnet 10.2.0.0/24
+fi
 
 # A private network: its sandboxes reach the LAN but not each other.
 run cnet create macvlan quiet --parent lan1 --subnet 10.3.0.0/24 --mode private
@@ -89,7 +101,7 @@ ip -n lan addr add 10.3.0.100/24 dev eth1
 run cnet create ns a --network quiet
 run cnet create ns b --network quiet
 run cnet exec a -- ping -c1 -W2 10.3.0.100
-fails cnet exec a -- ping -c1 -W1 10.3.0.3
+fails 1 cnet exec a -- ping -c1 -W1 10.3.0.3         # private: not its sibling
 
 run cnet delete ns web
 run cnet delete ns db
@@ -101,4 +113,8 @@ run cnet ls -q
 run ip -br link
 # Deleting the networks never touches the parent.
 parent_after=$(ip -d -j link show lan0; ip -j addr show lan0 | sed 's/"tentative":true,//')
-[ "$parent_before" = "$parent_after" ] && echo "lan0 is as it was before"
+if [ "$parent_before" != "$parent_after" ]; then
+    echo "lan0 changed" >&2
+    exit 1
+fi
+echo "lan0 is as it was before"
