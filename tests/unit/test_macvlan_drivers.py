@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from cnet import drivers
-from cnet.cli import main
 from cnet.config import Config
 from cnet.core import ports
 from cnet.core.networks import plan_network

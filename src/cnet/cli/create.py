@@ -49,7 +49,8 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
 @click.option("--mode", type=click.Choice(["bridge", "private", "vepa", "passthru"]), default="bridge",
               show_default=True, help="The kernel's macvlan mode (private: sandboxes do not reach each other;"
               " passthru: one endpoint, with the parent's MAC).")
-@click.option("--mtu", type=int, help="MTU of the endpoints (default from the config, else 1500; at most the parent's).")
+@click.option("--mtu", type=int,
+              help="MTU of the endpoints (default from the config, else 1500; at most the parent's).")
 @click.option("--host-access", is_flag=True,
               help="Let the host reach the sandboxes, through a macvlan of its own on the parent.")
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")

@@ -67,7 +67,8 @@ class Macvlan(SubLinkDriver):
         return net.options["mode"] == "passthru"
 
     def shares_parent_mac(self, net: Network) -> bool:
-        return net.options["mode"] == "passthru"  # the kernel gives it the parent's; setting one would change the parent's
+        # passthru: the kernel gives the link the parent's MAC; setting another would change the parent's
+        return net.options["mode"] == "passthru"
 
     def link_data(self, mode: str) -> dict:
         return {"macvlan_mode": mode}
