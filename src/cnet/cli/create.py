@@ -29,7 +29,14 @@ def create():
 @click.pass_obj
 def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, routed, exist_ok,
                   force_subnet):
-    """Create a bridge network NAME (the bridge device is called NAME)."""
+    """Create a bridge network NAME (the bridge device is called NAME).
+
+    \b
+    Examples:
+      cnet create bridge mybr0 --subnet 172.26.0.0/16
+      cnet create bridge dual0 --subnet 10.89.0.0/24 --subnet fd00:89::/64
+      cnet create bridge lab0 --routed --subnet 10.90.0.0/24   # the LAN routes to it
+    """
     options = {**({"icc": False} if no_icc else {}), **({"routed": True} if routed else {})}
     obj.api.create_network("bridge", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                            internal=internal, masquerade=not (no_masquerade or routed),
@@ -56,7 +63,13 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
 @click.pass_obj
 def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, host_access, exist_ok):
-    """Create a macvlan network NAME: sandboxes on PARENT's LAN, each with its own MAC."""
+    """Create a macvlan network NAME: sandboxes on PARENT's LAN, each with its own MAC.
+
+    \b
+    Examples:
+      cnet create macvlan lan --parent eth1 --subnet 192.168.1.0/24 --gateway 192.168.1.1 --ip-range 192.168.1.192/27
+      cnet create macvlan lan --parent eth1 --subnet 192.168.1.0/24 --host-access
+    """
     options = {"parent": parent, "mode": mode, **({"host_access": True} if host_access else {})}
     obj.api.create_network("macvlan", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                            masquerade=False, options=options, exist_ok=exist_ok)
@@ -75,7 +88,12 @@ def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, ho
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
 @click.pass_obj
 def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
-    """Create an ipvlan network NAME: sandboxes on PARENT's LAN, sharing its MAC."""
+    """Create an ipvlan network NAME: sandboxes on PARENT's LAN, sharing its MAC.
+
+    \b
+    Examples:
+      cnet create ipvlan lan --parent eth1 --subnet 192.168.1.0/24 --gateway 192.168.1.1 --mode l2
+    """
     obj.api.create_network("ipvlan", name, subnets=subnets, gateways=gateways, masquerade=False,
                            options={"parent": parent, "mode": mode}, exist_ok=exist_ok)
     click.echo(name)
@@ -96,7 +114,14 @@ def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
               help="Publish a port on --network at once, as `cnet publish` does.")
 @click.pass_obj
 def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish):
-    """Create a sandbox: a named network namespace (`ip netns` sees it)."""
+    """Create a sandbox: a named network namespace (`ip netns` sees it).
+
+    \b
+    Examples:
+      cnet create ns web --network mybr0 --publish 8080:80
+      cnet create ns side --join web
+      cnet create ns ctr --pid 4242              # adopt a running process's namespace
+    """
     _, endpoint, mappings = obj.api.create_ns(
         name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns, add_hosts=add_hosts,
         hostname=hostname, network=network, ips=ips, publish=publish)

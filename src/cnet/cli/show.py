@@ -88,7 +88,8 @@ def _flags(n: dict) -> str:
     options = n.get("options") or {}
     routed = options.get("routed", False)
     flags = [f for f, on in (("internal", n["internal"]), ("routed", routed),
-                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed),
+                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed
+                              and n["driver"] == "bridge"),  # the others have no NAT to turn off
                              ("no-icc", not options.get("icc", True))) if on]
     return ",".join(flags) or "-"
 
