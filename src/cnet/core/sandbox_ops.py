@@ -36,9 +36,11 @@ class SandboxOps(CnetBase):
     def create_ns(self, name: str, *, join: str | None = None, pid: int | None = None,
                   netns_path: str | None = None, host: bool = False, dns=(), add_hosts=(),
                   hostname: str | None = None, network: str | None = None, ips=(),
+                  mac: str | None = None, ifname: str | None = None,
                   publish=()) -> tuple[Sandbox, Endpoint | None, list]:
-        """A sandbox, and with network= its first endpoint and its published
-        ports, in one transaction (what `docker run --network --publish` does)."""
+        """A sandbox, and with network= its first endpoint (ips, mac, ifname as
+        attach() takes them) and its published ports, in one transaction (what
+        `docker run --network --publish` does, and a CNI ADD)."""
         from .. import portspec
         from . import ports
 
@@ -48,8 +50,9 @@ class SandboxOps(CnetBase):
                                  ("--netns-path", netns_path), ("--host", host)) if on]
         if len(modes) > 1:
             raise InvalidInput(f"{' and '.join(modes)} cannot be combined: a sandbox has one mode")
-        if (ips or publish) and not network:
-            raise InvalidInput(f"{'--ip' if ips else '--publish'} needs --network")
+        if (ips or publish or mac or ifname) and not network:
+            given = "--ip" if ips else "--publish" if publish else "--mac" if mac else "--ifname"
+            raise InvalidInput(f"{given} needs --network")
         specs = [portspec.parse(p) for p in publish]
         for spec in specs:
             ports.check_host_ip(spec)
@@ -70,7 +73,7 @@ class SandboxOps(CnetBase):
             self._make_namespace(c, sb, None if source is None else source())
             # a namespace made just now has lo and nothing else: no need to ask it
             present = {"lo"} if mode == "none" else None
-            ep = self._attach(c, name, network, ips=ips, present=present) if network else None
+            ep = self._attach(c, name, network, ips=ips, mac=mac, ifname=ifname, present=present) if network else None
             mappings = []
             if specs:
                 before = self._firewall_before(c)
