@@ -138,7 +138,9 @@ def attachment(config: dict, args: dict[str, str]) -> Attachment:
     if unknown and args.get("IgnoreUnknown", "").lower() not in ("1", "true"):
         raise CniError(INVALID_ENVIRONMENT, f"CNI_ARGS: unknown argument(s) {', '.join(unknown)}",
                        "IgnoreUnknown=1 lets a plugin leave them aside")
-    runtime = config.get("runtimeConfig") or {}
+    runtime = config.get("runtimeConfig", {})
+    if runtime is None:
+        runtime = {}
     if not isinstance(runtime, dict):
         raise CniError(INVALID_CONFIG, "\"runtimeConfig\" must be an object")
     # runtimeConfig holds what the runtime filled in for the capabilities the
