@@ -7,8 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
 APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
+# The CNI runtime tests/kernel/test_cni.py drives (podman with runc, and busybox for its
+# containers' root file system); that test is skipped, with the reason, if apt cannot install them.
+CNI_TEST_TOOLS := podman runc conmon busybox
+CNI_TEST_PACKAGES := podman runc busybox-static
 
-.PHONY: all system-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
+.PHONY: all system-deps cni-test-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
 
 all: test
 
@@ -17,6 +21,14 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+cni-test-deps:
+	@missing=""; for t in $(CNI_TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing the CNI runtime of the tests (missing:$$missing)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $(CNI_TEST_PACKAGES); } || echo "could not install $(CNI_TEST_PACKAGES): the podman test is skipped"; \
 	fi
 
 $(BIN)/cnet: pyproject.toml
@@ -29,7 +41,7 @@ $(BIN)/cnet: pyproject.toml
 
 venv: $(BIN)/cnet
 
-test: system-deps venv
+test: system-deps cni-test-deps venv
 	$(BIN)/python -m pytest
 
 # The kernel tests again with the iptables backend (test_nat.py runs both backends anyway).

@@ -219,7 +219,8 @@ def test_podman_containers_on_a_cnet_network(net, tmp_path):
         sandboxes = json.loads(ok(host.cnet("ls", "ns", "--json")))
         assert sorted(s["hostname"] for s in sandboxes) == ["cli", "srv"]  # podman's names, from CNI_ARGS
         assert all(s["mode"] == "adopted" and s["status"] == "ok" for s in sandboxes)
-        assert sorted(ok(host.cnet("ls", "endpoints", "-q")).split()) == sorted(f"{s['name']}:pod0" for s in sandboxes)
+        endpoints = sorted(ok(host.cnet("ls", "endpoints", "-q")).split())
+        assert endpoints == sorted(f"{s['name']}:pod0" for s in sandboxes)
         srv_ip = ok(host.run([*podman, "inspect", "srv", "--format",
                               "{{.NetworkSettings.Networks.cnetpod.IPAddress}}"])).strip()
         assert srv_ip.startswith("10.89.0.")
