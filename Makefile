@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
 APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
-# The CNI runtime tests/kernel/test_cni.py drives (podman with runc, and busybox for its
-# containers' root file system); that test is skipped, with the reason, if apt cannot install them.
-CNI_TEST_TOOLS := podman runc conmon busybox
-CNI_TEST_PACKAGES := podman runc busybox-static
+# The CNI runtimes tests/kernel/test_cni.py drives (podman and containerd with runc, and busybox
+# for their containers' root file system); their tests are skipped, with the reason, if apt cannot install them.
+CNI_TEST_TOOLS := podman runc conmon containerd ctr busybox
+CNI_TEST_PACKAGES := podman runc containerd busybox-static
 
 .PHONY: all system-deps cni-test-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
 
@@ -28,7 +28,7 @@ cni-test-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing the CNI runtime of the tests (missing:$$missing)"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      $(CNI_TEST_PACKAGES); } || echo "could not install $(CNI_TEST_PACKAGES): the podman test is skipped"; \
+	      $(CNI_TEST_PACKAGES); } || echo "could not install $(CNI_TEST_PACKAGES): the runtime tests are skipped"; \
 	fi
 
 $(BIN)/cnet: pyproject.toml

@@ -2,9 +2,10 @@
 
 First a plain harness (the CNI_* environment and the configuration on stdin,
 as cnitool or a runtime sets them) for ADD, CHECK, DEL and GC on namespaces
-made with `ip netns add`; then podman 4.3 with its CNI backend running two
-busybox containers on a cnet network (skipped, with the reason, where podman
-is not installed: `make test` installs it with apt when it can).
+made with `ip netns add`; then podman 4.3 (its CNI backend) and containerd
+1.6 (`ctr run --cni`) each running two busybox containers on a cnet network
+(skipped, with the reason, where they are not installed: `make test`
+installs them with apt when it can).
 
     lan (198.18.0.2) ---- eth0 ---- eth0 ---- host (198.18.0.1)
                                               cnet network cbr0, containers' namespaces
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -147,21 +150,22 @@ def test_del_after_the_namespace_is_gone_and_gc(host):
     nothing_left(host, links_before)
 
 
-# -- podman ---------------------------------------------------------------------
+# -- real runtimes: podman and containerd ----------------------------------------------
 
-ROOTFS_TOOLS = ("sh", "httpd", "wget", "sleep", "cat", "ip")
+ROOTFS_TOOLS = ("sh", "httpd", "wget", "sleep", "cat")
+PAGE = "hello-from-cnet\n"
 
 
-def _podman_missing() -> str | None:
-    for tool in ("podman", "runc", "conmon", "busybox"):
+def _missing(*tools: str) -> str | None:
+    for tool in tools:
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (`make test` installs podman, runc and busybox-static with apt)"
+            return (f"{tool} is not installed (`make test` installs podman, runc, containerd and busybox-static"
+                    " with apt)")
     return None
 
 
-def _podman_setup(host, work) -> list[str]:
-    """A podman that keeps everything under work (and tmpfs), with the CNI
-    backend and cnet's plugin; the settings REAL-CLIENTS.md found it needs here."""
+def _rootfs(work) -> str:
+    """A busybox root file system (no image to pull): httpd serves PAGE from /www."""
     rootfs = work / "rootfs"
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www"):
         (rootfs / d).mkdir(parents=True)
@@ -170,17 +174,41 @@ def _podman_setup(host, work) -> list[str]:
         (rootfs / "bin" / tool).symlink_to("busybox")
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\n")
-    (rootfs / "www" / "index.html").write_text("hello-from-cnet\n")
+    (rootfs / "www" / "index.html").write_text(PAGE)
+    return str(rootfs)
+
+
+def _private_dirs(host, *more: str) -> None:
+    """tmpfs of the test host's own where the runtimes write: /var/lib (libcni's
+    cache in /var/lib/cni; /var/lib/cnet made again there), /run (runc's and
+    the shims' sockets; the host's /run/netns moved onto it) and `more`."""
+    ok(host.sh("mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/cnet /var/lib/cni /var/lib/keep"
+               " && mount --move /run/netns /var/lib/keep && mount -t tmpfs tmpfs /run && mkdir /run/netns"
+               " && mount --move /var/lib/keep /run/netns && rmdir /var/lib/keep"))
+    for d in more:
+        ok(host.run(["mount", "-t", "tmpfs", "tmpfs", d]))
+
+
+def _plugin_script() -> str:
+    return f"#!/bin/sh\nPYTHONPATH={ROOT / 'src'} exec {sys.executable} -m cnet.cni\n"
+
+
+def _conflist(name: str, network: str, subnet: str) -> str:
+    return json.dumps({"cniVersion": "1.0.0", "name": name,
+                       "plugins": [{"type": "cnet", "network": network, "subnet": subnet,
+                                    "capabilities": {"portMappings": True}}]})
+
+
+def _podman(host, work) -> list[str]:
+    """A podman that keeps everything in the host's tmpfs and under work, with
+    the CNI backend and cnet's plugin; the settings REAL-CLIENTS.md found it needs here."""
+    _private_dirs(host)
     plugins, netconf = work / "plugins", work / "netconf"
     plugins.mkdir()
     netconf.mkdir()
-    plugin = plugins / "cnet"
-    plugin.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT / 'src'} exec {sys.executable} -m cnet.cni\n")
-    plugin.chmod(0o755)
-    (netconf / "cnetpod.conflist").write_text(json.dumps({
-        "cniVersion": "1.0.0", "name": "cnetpod",
-        "plugins": [{"type": "cnet", "network": "pod0", "subnet": "10.89.0.0/24",
-                     "capabilities": {"portMappings": True}}]}))
+    (plugins / "cnet").write_text(_plugin_script())
+    (plugins / "cnet").chmod(0o755)
+    (netconf / "cnetpod.conflist").write_text(_conflist("cnetpod", "pod0", "10.89.0.0/24"))
     (work / "containers.conf").write_text(f"""\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -194,22 +222,20 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 runtime = "runc"
 """)
-    # libcni caches results in /var/lib/cni: a tmpfs of this host's, /var/lib/cnet made again on it,
-    # and podman's own directories there too (its runroot must be a short path: 50 characters at most)
-    ok(host.sh("mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/cnet /var/lib/cni /var/lib/podman"))
     host.env["CONTAINERS_CONF"] = str(work / "containers.conf")
+    # its runroot must be a short path (50 characters at most)
     return ["podman", "--root", "/var/lib/podman/root", "--runroot", "/var/lib/podman/run", "--storage-driver",
             "vfs", "--tmpdir", "/var/lib/podman/tmp", "--network-config-dir", str(netconf), "--cgroup-manager",
             "cgroupfs", "--events-backend", "file"]
 
 
 def test_podman_containers_on_a_cnet_network(net, tmp_path):
-    missing = _podman_missing()
+    missing = _missing("podman", "runc", "conmon", "busybox")
     if missing:
         pytest.skip(missing)
     host, lan = net
-    podman = _podman_setup(host, tmp_path)
-    rootfs = str(tmp_path / "rootfs")
+    rootfs = _rootfs(tmp_path)
+    podman = _podman(host, tmp_path)
     links_before = host_links(host) | {"pod0"}
     try:
         ok(host.run([*podman, "run", "-d", "--name", "srv", "--network", "cnetpod", "-p", "8080:80",
@@ -224,11 +250,58 @@ def test_podman_containers_on_a_cnet_network(net, tmp_path):
         srv_ip = ok(host.run([*podman, "inspect", "srv", "--format",
                               "{{.NetworkSettings.Networks.cnetpod.IPAddress}}"])).strip()
         assert srv_ip.startswith("10.89.0.")
-        page = ok(host.run([*podman, "exec", "cli", "wget", "-q", "-O", "-", f"http://{srv_ip}/index.html"]))
-        assert page == "hello-from-cnet\n"
+        assert ok(host.run([*podman, "exec", "cli", "wget", "-q", "-O", "-", f"http://{srv_ip}/index.html"])) == PAGE
         assert ok(lan.run(["busybox", "wget", "-q", "-O", "-", "http://198.18.0.1:8080/index.html"],
-                          timeout=20)) == "hello-from-cnet\n"
+                          timeout=20)) == PAGE
     finally:
         ok(host.run([*podman, "rm", "-f", "-t", "0", "srv", "cli"], timeout=120))
     nothing_left(host, links_before)
     assert "8080" not in ok(host.run(["nft", "list", "ruleset"]))
+
+
+def test_containerd_containers_on_a_cnet_network(host, tmp_path):
+    """`ctr run --cni`: the conflist in /etc/cni/net.d, the plugin in /opt/cni/bin.
+    ctr has no -p, so no published port here. The ctr that ran a container
+    sends DEL, with an empty CNI_NETNS, once the task is gone."""
+    missing = _missing("containerd", "ctr", "runc", "busybox")
+    if missing:
+        pytest.skip(missing)
+    rootfs = _rootfs(tmp_path)
+    _private_dirs(host, "/etc/cni", "/opt")
+    ok(host.sh("mkdir -p /etc/cni/net.d /opt/cni/bin /var/lib/ctd"))
+    ok(host.sh("cat > /opt/cni/bin/cnet && chmod 755 /opt/cni/bin/cnet", input=_plugin_script()))
+    ok(host.sh("cat > /etc/cni/net.d/10-cnet.conflist", input=_conflist("cnetctd", "ctd0", "10.90.0.0/24")))
+    ok(host.sh("cat > /var/lib/ctd/config.toml", input="""\
+version = 2
+root = "/var/lib/ctd/root"
+state = "/run/ctd"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "/run/ctd/ctd.sock"
+[ttrpc]
+  address = "/run/ctd/ttrpc.sock"
+"""))
+    host.popen(["containerd", "--config", "/var/lib/ctd/config.toml"], stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL)
+    ok(host.sh("for i in $(seq 100); do [ -S /run/ctd/ctd.sock ] && exit 0; sleep 0.1; done; exit 1"))
+    ctr = ["ctr", "--address", "/run/ctd/ctd.sock"]
+    links_before = host_links(host) | {"ctd0"}
+    runs = [host.popen([*ctr, "run", "--rm", "--cni", "--rootfs", rootfs, name, *argv],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, argv in (("srv", ["/bin/httpd", "-f", "-p", "80", "-h", "/www"]), ("cli", ["/bin/sleep", "120"]))]
+    for _ in range(100):  # until both ADDs are done
+        names = sorted(ok(host.cnet("ls", "endpoints", "-q")).split())
+        if len(names) == 2:
+            break
+        time.sleep(0.1)
+    assert names == ["default-cli:ctd0", "default-srv:ctd0"]  # sandboxes named by the container IDs as they are
+    endpoints = {e["sandbox"]: e for e in json.loads(ok(host.cnet("ls", "endpoints", "--json")))}
+    srv_ip = endpoints["default-srv"]["addresses"][0].split("/")[0]
+    page = ok(host.run([*ctr, "task", "exec", "--exec-id", "get", "cli", "/bin/wget", "-q", "-O", "-",
+                        f"http://{srv_ip}/index.html"], timeout=30))
+    assert page == PAGE
+    for name in ("srv", "cli"):
+        ok(host.run([*ctr, "task", "kill", "-s", "KILL", name]))
+    for run in runs:
+        run.wait(timeout=30)
+    nothing_left(host, links_before)
