@@ -155,6 +155,7 @@ def test_errors_carry_the_configuration_version(tmp):
     ({"subnet": "10.1.0.0/24", "options": []}, protocol.INVALID_CONFIG, "options"),
     ({"gateway": "10.1.0.1"}, protocol.INVALID_CONFIG, "subnet"),
     ({"capabilities": []}, protocol.INVALID_CONFIG, "capabilities"),
+    ({"dns": ["192.0.2.53"]}, protocol.INVALID_CONFIG, "dns"),
     ({"runtimeConfig": {"bandwidth": {"ingressRate": 1000}}}, protocol.UNSUPPORTED_FIELD, "bandwidth"),
     ({"runtimeConfig": {"portMappings": [{"hostPort": "80", "containerPort": 80}]}}, protocol.INVALID_CONFIG,
      "hostPort"),
@@ -206,6 +207,15 @@ def test_del_leaves_a_sandbox_not_made_by_cni(tmp):
     before = state.read_text()
     assert call("DEL", conf(tmp), tmp)[:2] == (0, None)
     assert state.read_text() == before
+
+
+def test_add_never_takes_a_sandbox_not_made_by_cni(tmp):
+    state = tmp / "state" / "state.yaml"
+    state.write_text(json.dumps({"version": 1, "networks": {}, "sandboxes": {
+        "default-srv": {"name": "default-srv", "mode": "none"}}, "endpoints": [], "ports": [], "host": {}}))
+    answer = error(*call("ADD", conf(tmp), tmp, CNI_NETNS="/proc/self/ns/net")[:2], protocol.PLUGIN_ERRORS + 4)
+    assert "default-srv" in answer["msg"]
+    assert os.listdir(tmp / "state") == ["state.yaml"]
 
 
 def test_check_of_an_unknown_container_is_error_3(tmp):

@@ -84,6 +84,7 @@ def plugin_config(config: dict) -> PluginConfig:
         _expect(config, key, bool)
     _expect(config, "mtu", int)
     _expect(config, "options", dict)
+    _expect(config, "dns", dict)  # handed back in ADD's result as it is
     capabilities = config.get("capabilities", {})
     if not isinstance(capabilities, dict):
         raise CniError(INVALID_CONFIG, "\"capabilities\" must be an object")
