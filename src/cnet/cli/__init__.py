@@ -23,6 +23,7 @@ from .completion import COMPLETE_VAR, completion
 from .create import create
 from .delete import delete, rm
 from .lifecycle import check, gc, restore
+from .limit import limit
 from .output import usage_message
 from .ports import publish, unpublish
 from .show import inspect, ls
@@ -63,7 +64,7 @@ def cli(ctx, state, config, firewall, debug):
         ctx.call_on_close(ctx.obj.print_warnings)
 
 
-for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch,
+for command in (create, attach, detach, exec_, limit, publish, unpublish, ls, inspect, delete, rm, batch,
                 check, restore, gc, completion):
     cli.add_command(command)
 

@@ -19,6 +19,7 @@ from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
 from . import sandboxes
 from .base import Change, CnetBase
+from .limit_ops import parse_limits, plan_limits
 from .port_ops import add_mappings
 
 
@@ -100,15 +101,18 @@ class SandboxOps(CnetBase):
     # -- attach / detach ---------------------------------------------------
 
     def attach(self, ns: str, network: str, *, ips=(), mac: str | None = None,
-               ifname: str | None = None) -> Endpoint:
+               ifname: str | None = None, limits: dict | None = None) -> Endpoint:
+        """limits: the bandwidth limits' texts, {"ingress_rate": "10mbit", ...} (see limit_ops.py)."""
+        parsed = parse_limits(limits)
         with self._change() as c:
-            ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname)
+            ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname, limits=parsed)
             c.refresh_hosts([network], [ep.sandbox])
             return ep
 
     def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None,
-                present: set[str] | None = None) -> Endpoint:
-        """present: the sandbox's interface names, when known without asking the kernel."""
+                present: set[str] | None = None, limits: dict | None = None) -> Endpoint:
+        """present: the sandbox's interface names, when known without asking
+        the kernel; limits: parse_limits' numbers."""
         from ..kernel import netns
 
         owner = self._owner(c.state, ns)
@@ -124,7 +128,7 @@ class SandboxOps(CnetBase):
         if present is None:
             present = c.kernel.inside(path).link_names()
         ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
-        ep = driver.plan_endpoint(c.state, net, ep, c.kernel)
+        ep = driver.plan_endpoint(c.state, net, replace(ep, limits=plan_limits(net, limits or {})), c.kernel)
         gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
         driver.attach(net, ep, path, c.kernel, c.undo, gives_default)
         c.state.networks[network] = net  # its subnets' IPAM cursors moved
