@@ -53,7 +53,7 @@ def parse_rate(text: str) -> int:
     rate = _parse(text, RATE_UNITS, "rate", "500kbit, 10mbit or 1gbit")
     if not MIN_RATE <= rate <= MAX_RATE:
         raise InvalidInput(f"rate {text!r} is out of range: tbf shapes from {format_rate(MIN_RATE)} "
-                           f"to {format_rate(MAX_RATE)}")
+                           f"to {MAX_RATE / 1e9:.1f}gbit (2^32 - 1 bytes a second)")
     return rate
 
 
@@ -146,6 +146,14 @@ def format_size(size: int) -> str:
         if size % SIZE_UNITS[unit] == 0:
             return f"{size // SIZE_UNITS[unit]}{unit}"
     return f"{size}b"
+
+
+def rates(limits: Limits | None) -> str:
+    """The rates alone, for a table: "in 20mbit out 10mbit", "out 5mbit", or "-"."""
+    if limits is None:
+        return "-"
+    return " ".join(f"{word} {format_rate(rate)}" for word, rate in (("in", limits.ingress_rate),
+                                                                    ("out", limits.egress_rate)) if rate)
 
 
 def describe(limits: Limits | None) -> str:

@@ -23,6 +23,8 @@ def ls(obj, what, json_out, quiet):
     With -q: network names, sandbox names, SANDBOX:NETWORK for an endpoint,
     SANDBOX:MAPPING for a published port (a range on one line, 9000-9010->90-100).
     """
+    from ..bandwidth import rates
+
     if quiet and not json_out:  # names only: no status to look up
         for name in _names(obj.api.read_state(), what):
             click.echo(name)
@@ -41,10 +43,10 @@ def ls(obj, what, json_out, quiet):
         headers = ["NAME", "MODE", "TARGET", "NETWORKS", "STATUS"]
     elif what == "endpoints":
         listing = obj.api.endpoint_listing()
-        items = [{**e.to_dict(), "status": status} for e, status in listing]
-        rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"], e["status"]]
-                for e in items]
-        headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "STATUS"]
+        items = [{**_endpoint_view(e), "status": status} for e, status in listing]
+        rows = [[e.sandbox, e.network, e.ifname, ",".join(e.addresses), e.host_ifname, rates(e.limits), status]
+                for e, status in listing]
+        headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "LIMITS", "STATUS"]
     else:
         listing = obj.api.port_listing()
         items = [{**p.to_dict(), "status": status} for p, status in listing]
@@ -55,6 +57,11 @@ def ls(obj, what, json_out, quiet):
         as_json(items)
     else:
         table(headers, rows)
+
+
+def _endpoint_view(e) -> dict:
+    """An endpoint for JSON: "limits" always there (null for none)."""
+    return {**e.to_dict(), "limits": e.limits.to_dict() if e.limits else None}
 
 
 def _names(state, what: str) -> list[str]:
@@ -90,7 +97,7 @@ def inspect(obj, name, kind, json_out):
         return
     seen = obj.api.inspect_network(name)
     view = network_view(seen["network"], len(seen["endpoints"]))
-    view["endpoints"] = [e.to_dict() for e in seen["endpoints"]]
+    view["endpoints"] = [_endpoint_view(e) for e in seen["endpoints"]]
     view["kernel"] = seen["kernel"]
     if json_out:
         as_json(view)
@@ -112,10 +119,12 @@ def inspect(obj, name, kind, json_out):
 
 
 def _inspect_ns(obj, name, json_out):
+    from ..bandwidth import describe
+
     seen = obj.api.inspect_ns(name)
     view = seen["sandbox"].to_dict()
     view["stack_owner"] = seen["owner"]
-    view["endpoints"] = [e.to_dict() for e in seen["endpoints"]]
+    view["endpoints"] = [_endpoint_view(e) for e in seen["endpoints"]]
     view["kernel"] = seen["kernel"]
     if json_out:
         as_json(view)
@@ -123,9 +132,11 @@ def _inspect_ns(obj, name, json_out):
     target = f" ({view['target']})" if view["target"] else ""
     click.echo(f"name:       {view['name']}\nmode:       {view['mode']}{target}")
     click.echo(f"created:    {view['created']}")
-    for e in view["endpoints"]:
-        click.echo(f"endpoint:   {e['ifname']} on {e['network']}  {' '.join(e['addresses'])}  "
-                   f"mac {e['mac']}  host link {e['host_ifname']}")
+    for e in seen["endpoints"]:
+        click.echo(f"endpoint:   {e.ifname} on {e.network}  {' '.join(e.addresses)}  "
+                   f"mac {e.mac}  host link {e.host_ifname}")
+        if e.limits:
+            click.echo(f"limits:     {e.ifname} {describe(e.limits)}")
     k = view["kernel"]
     if k is None:
         click.echo("kernel:     MISSING (no namespace at /run/netns; cnet delete ns removes the record)")
