@@ -72,8 +72,10 @@ def default_burst(rate: int, mtu: int) -> int:
     full bucket and sends it at once, so the average still meets the
     rate), and at least a few packets of the MTU, so that a slow rate
     never holds back a packet of full size (measured here: TCP gets ~96 %
-    of the set rate, its headers the rest, from 10 mbit to 1 gbit)."""
-    return max(int(rate / 8 * BURST_SECONDS), BURST_PACKETS * mtu)
+    of the set rate, its headers the rest, from 10 mbit to 1 gbit). A rate
+    so slow (below ~200 bit/s) that those packets would last longer than
+    tbf can count gets the biggest bucket it can."""
+    return min(max(int(rate / 8 * BURST_SECONDS), BURST_PACKETS * mtu), int(rate / 8 * MAX_BUCKET_SECONDS))
 
 
 def _direction(name: str, rate: int | None, burst: int | None, mtu: int) -> tuple[int | None, int | None]:
@@ -98,12 +100,18 @@ def options(values: dict) -> dict:
     return parsed
 
 
-def plan(values: dict, mtu: int) -> Limits | None:
-    """The limits of a new endpoint (`attach --ingress-rate ...`): values
-    as options() gives them; None when no rate is given."""
+def check_new(values: dict) -> None:
+    """What a new endpoint's limits (`attach --ingress-rate ...`) cannot be:
+    a burst without its rate."""
     for direction in DIRECTIONS:
         if values.get(f"{direction}_burst") is not None and values.get(f"{direction}_rate") is None:
             raise InvalidInput(f"--{direction}-burst needs --{direction}-rate")
+
+
+def plan(values: dict, mtu: int) -> Limits | None:
+    """The limits of a new endpoint: values as options() gives them; None
+    when no rate is given."""
+    check_new(values)
     return change(None, values, mtu)
 
 

@@ -14,7 +14,7 @@ from .base import CnetBase
 LIMIT_OPTIONS = ("ingress_rate", "ingress_burst", "egress_rate", "egress_burst")
 
 
-def parse_limits(values: dict | None) -> dict:
+def parse_limits(values: dict | None, *, new_endpoint: bool = False) -> dict:
     """The texts of --ingress-rate and the rest ({"ingress_rate": "10mbit",
     ...}, a missing key or None for an option not given) as numbers;
     InvalidInput for a bad one, before anything is done."""
@@ -22,7 +22,10 @@ def parse_limits(values: dict | None) -> dict:
     unknown = set(values) - set(LIMIT_OPTIONS)
     if unknown:
         raise InvalidInput(f"no limit option {', '.join(sorted(unknown))}")
-    return bandwidth.options(values)
+    parsed = bandwidth.options(values)
+    if new_endpoint:
+        bandwidth.check_new(parsed)
+    return parsed
 
 
 def plan_limits(net: Network, parsed: dict) -> Limits | None:

@@ -103,7 +103,7 @@ class SandboxOps(CnetBase):
     def attach(self, ns: str, network: str, *, ips=(), mac: str | None = None,
                ifname: str | None = None, limits: dict | None = None) -> Endpoint:
         """limits: the bandwidth limits' texts, {"ingress_rate": "10mbit", ...} (see limit_ops.py)."""
-        parsed = parse_limits(limits)
+        parsed = parse_limits(limits, new_endpoint=True)
         with self._change() as c:
             ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname, limits=parsed)
             c.refresh_hosts([network], [ep.sandbox])
