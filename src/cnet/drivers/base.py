@@ -124,15 +124,18 @@ def shape_endpoint(nl, link: str, index: int, limits, *, mtu: int, group: int, t
         nl.set_alias(ifb_index, tag)  # last: the ifb is complete
 
 
-def unshape_endpoint(nl, link: str, index: int | None) -> None:
+def unshape_endpoint(nl, link: str, index: int | None, group: int) -> None:
     """Remove what shape_endpoint made (what is gone already is fine); index
-    None: the link itself is gone (its qdiscs with it), only the ifb is left."""
+    None: the link itself is gone (its qdiscs with it), only the ifb is left.
+    A link with the ifb's name that is not in our link group is left alone."""
     from ..kernel import tc
 
     if index is not None:
         tc.remove_incoming(nl, index)
         tc.remove_outgoing(nl, index)
-    nl.delete_link(ifb_name(link))
+    ifb = nl.link_view(ifb_name(link))
+    if ifb is not None and ifb["group"] == group:
+        nl.delete_link(ifb["ifname"])
 
 
 def reshape_endpoint(nl, link: str, old, new, *, mtu: int, group: int, tag: str, undo,
@@ -144,7 +147,7 @@ def reshape_endpoint(nl, link: str, old, new, *, mtu: int, group: int, tag: str,
         from ..errors import NotFound
 
         raise NotFound(f"link {link} of the endpoint is missing (`cnet restore` makes it again)")
-    unshape_endpoint(nl, link, index)
+    unshape_endpoint(nl, link, index, group)
     undo.callback(shape_endpoint, nl, link, index, old, mtu=mtu, group=group, tag=tag, undo=_Discard(),
                   host_side=host_side)
     shape_endpoint(nl, link, index, new, mtu=mtu, group=group, tag=tag, undo=undo, host_side=host_side)

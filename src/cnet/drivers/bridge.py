@@ -178,7 +178,7 @@ def detach(net: Network, ep: Endpoint, kernel) -> None:
     faults.checkpoint("detach")
     kernel.netlink.delete_link(ep.host_ifname)
     if ep.limits is not None:
-        unshape_endpoint(kernel.netlink, ep.host_ifname, None)  # the ifb is the veth's no longer
+        unshape_endpoint(kernel.netlink, ep.host_ifname, None, kernel.owner.group)  # the veth's ifb
 
 
 # -- check and restore (core/lifecycle.py) -------------------------------------
@@ -292,12 +292,12 @@ def repair_endpoint(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo,
     if not _survey_veth(net, ep, kernel, kernel.inside(sandbox_path)):
         nl, owner = kernel.netlink, kernel.owner
         index = nl.link_index(ep.host_ifname)
-        unshape_endpoint(nl, ep.host_ifname, index)
+        unshape_endpoint(nl, ep.host_ifname, index, owner.group)
         shape_endpoint(nl, ep.host_ifname, index, ep.limits, mtu=net.mtu, group=owner.group,
                        tag=owner.endpoint_tag(ep.sandbox, ep.network), undo=undo)
         return
     kernel.netlink.delete_link(ep.host_ifname)  # its peer goes with it
-    unshape_endpoint(kernel.netlink, ep.host_ifname, None)
+    unshape_endpoint(kernel.netlink, ep.host_ifname, None, kernel.owner.group)
     inside = kernel.inside(sandbox_path)
     if inside.link_index(ep.ifname) is not None:  # a link of that name that is not our veth's peer
         raise Conflict(f"the sandbox already has a link {ep.ifname} that is not cnet's endpoint on {net.name}")
