@@ -5,8 +5,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
-APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
+SYSTEM_TOOLS := ip tc nft iptables ping sysctl conntrack unshare nsenter iperf3
+APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux iperf3
 
 .PHONY: all system-deps venv test test-iptables unit soak demo bench bench-deps bench-quick clean
 
@@ -48,7 +48,7 @@ demo: system-deps venv
 
 # Benchmarks print Markdown tables and write bench/results/; see bench/README.md.
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
-BENCHES := startup state_io kernel_access attach lifecycle datapath peers
+BENCHES := startup state_io kernel_access attach lifecycle datapath peers shaping
 
 # compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
 $(VENV)/.bench-deps: pyproject.toml | venv
