@@ -263,3 +263,44 @@ def test_the_example_runs(host):
     rates = {line.split(":")[0]: float(line.split()[-2]) for line in r.stdout.splitlines() if " web: " in line}
     assert set(rates) == {"into web", "out of web"}
     assert "(exit code 5)" in r.stdout and r.stdout.count("(exit code 2)") == 3
+
+
+SANDBOX_SIDE = """
+import json, sys
+from cnet.core.base import Undo
+from cnet.drivers.base import shape_endpoint, survey_limits, unshape_endpoint
+from cnet.kernel.netlink import Netlink
+from cnet.model import Limits
+
+limits = Limits(ingress_rate=20_000_000, ingress_burst=25_000, egress_rate=10_000_000, egress_burst=12_500)
+alias = lambda name: (lambda v: None if v is None else v["alias"] or "")(nl.link_view(name))
+with Netlink("/run/netns/sb") as nl, Undo() as undo:
+    index = nl.link_index("eth0")
+    shape_endpoint(nl, "eth0", index, limits, mtu=1500, group=42, tag="t", undo=undo, host_side=False)
+    undo.pop_all()
+    before = survey_limits(nl, "eth0", index, limits, tag="t", link_alias=alias, host_side=False)
+    print(json.dumps(before), flush=True)
+    sys.stdin.readline()  # the test looks with tc, then lets go
+    unshape_endpoint(nl, "eth0", index, 42)
+    print(json.dumps(survey_limits(nl, "eth0", index, limits, tag="t", link_alias=alias, host_side=False)))
+"""
+
+
+def test_the_sandbox_side_helper_for_drivers_without_a_host_side(host):
+    """What macvlan and hostdev endpoints are to use (drivers/base.py, host_side=False): the tbf at the
+    root of the sandbox's interface shapes egress, an ifb inside the sandbox ingress."""
+    host.sh("ip netns add sb && ip link add v0 type veth peer name eth0 netns sb && ip link set v0 up && "
+            "ip -n sb link set eth0 up", check=True)
+    proc = host.popen([sys.executable, "-c", SANDBOX_SIDE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline()) == []  # the survey finds it as planned
+    seen = json.loads(host.run(["tc", "-n", "sb", "-j", "qdisc", "show", "dev", "eth0"], check=True).stdout)
+    assert {q["kind"]: q["options"].get("rate") for q in seen} == {"tbf": 10**7 // 8, "ingress": None}
+    ifb = json.loads(host.run(["tc", "-n", "sb", "-j", "qdisc", "show", "dev", "cb-eth0"], check=True).stdout)
+    assert [(q["kind"], q["options"]["rate"]) for q in ifb] == [("tbf", 20_000_000 // 8)]
+    assert not qdiscs(host, "v0").keys() & {"tbf", "ingress"}  # nothing on the host side
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    problems = json.loads(proc.stdout.readline())
+    assert problems == ["missing tbf qdisc (10mbit) on link eth0", "missing ifb device cb-eth0 (shaping what "
+                        "arrives on link eth0)"]
+    assert proc.wait(timeout=10) == 0

@@ -184,7 +184,7 @@ def detach(net: Network, ep: Endpoint, kernel) -> None:
 # -- check and restore (core/lifecycle.py) -------------------------------------
 
 def links(net: Network, endpoints) -> set[str]:
-    """The host links the network and these endpoints of it are."""
+    """The host links the network and these endpoints of it are (an egress limit's ifb too)."""
     return ({net.name} | {ep.host_ifname for ep in endpoints if ep.host_ifname}
             | {ifb_name(ep.host_ifname) for ep in endpoints if ep.limits and ep.limits.egress_rate})
 
@@ -239,10 +239,11 @@ def survey_endpoint(net: Network, ep: Endpoint, kernel, inside) -> list[str]:
     problems = _survey_veth(net, ep, kernel, inside)
     if problems or ep.limits is None:
         return problems
-    return _survey_shaping(net, ep, kernel)
+    return _survey_shaping(ep, kernel)
 
 
-def _survey_shaping(net: Network, ep: Endpoint, kernel) -> list[str]:
+def _survey_shaping(ep: Endpoint, kernel) -> list[str]:
+    """What differs between the qdiscs and ifb of the endpoint's host link and its limits."""
     from ..kernel import sysfs
 
     def alias(name: str) -> str | None:
