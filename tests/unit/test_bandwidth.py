@@ -274,3 +274,16 @@ def test_ls_endpoints_shows_the_rates(capsys, saved):
     assert "in 20mbit out 10mbit" in out.splitlines()[1]
     code, out, _ = run(capsys, "--state", str(saved), "ls", "endpoints", "--json")
     assert [e["limits"] for e in json.loads(out)] == [LIMITED.to_dict(), None]
+
+
+def test_create_ns_refuses_limits_without_a_network(tmp_path, monkeypatch):
+    """The API takes limits for `create ns --network` too (its command line option is cli/create.py's)."""
+    from cnet.core import Cnet
+
+    guard_the_kernel(monkeypatch)
+    api = Cnet(state=str(tmp_path / "state.yaml"))
+    with pytest.raises(InvalidInput, match="bandwidth limits need --network"):
+        api.create_ns("c", limits={"ingress_rate": "10mbit"})
+    with pytest.raises(InvalidInput, match="rate 'fast'"):
+        api.create_ns("c", network="br0", limits={"egress_rate": "fast"})
+    assert not (tmp_path / "state.yaml").exists()

@@ -36,9 +36,10 @@ class SandboxOps(CnetBase):
     def create_ns(self, name: str, *, join: str | None = None, pid: int | None = None,
                   netns_path: str | None = None, host: bool = False, dns=(), add_hosts=(),
                   hostname: str | None = None, network: str | None = None, ips=(),
-                  publish=()) -> tuple[Sandbox, Endpoint | None, list]:
-        """A sandbox, and with network= its first endpoint and its published
-        ports, in one transaction (what `docker run --network --publish` does)."""
+                  publish=(), limits: dict | None = None) -> tuple[Sandbox, Endpoint | None, list]:
+        """A sandbox, and with network= its first endpoint (limits: as attach
+        takes them) and its published ports, in one transaction (what
+        `docker run --network --publish` does)."""
         from .. import portspec
         from . import ports
 
@@ -50,6 +51,9 @@ class SandboxOps(CnetBase):
             raise InvalidInput(f"{' and '.join(modes)} cannot be combined: a sandbox has one mode")
         if (ips or publish) and not network:
             raise InvalidInput(f"{'--ip' if ips else '--publish'} needs --network")
+        parsed = parse_limits(limits, new_endpoint=True)
+        if any(v is not None for v in parsed.values()) and not network:
+            raise InvalidInput("bandwidth limits need --network")
         specs = [portspec.parse(p) for p in publish]
         for spec in specs:
             ports.check_host_ip(spec)
@@ -86,7 +90,7 @@ class SandboxOps(CnetBase):
             self.resolver.write_sandbox(sb, self.config.dns)
             # a namespace made just now has lo and nothing else: no need to ask it
             present = {"lo"} if mode == "none" else None
-            ep = self._attach(c, name, network, ips=ips, present=present) if network else None
+            ep = self._attach(c, name, network, ips=ips, present=present, limits=parsed) if network else None
             mappings = []
             if specs:
                 before = self._firewall_before(c)
