@@ -5,7 +5,7 @@ traffic gets through: iperf3 between a sandbox and its host, each
 direction shaped to within 15 % of the set rate (TCP gets ~96 % of it: the
 tbf counts the headers too), and unlimited again once cleared. Runs are
 2 s each; that is a check that the shaping is there and right, not a
-benchmark (bench/shaping.py measures).
+benchmark (bench/shaping.py measures; the pure half is tests/unit/test_plan_bandwidth.py).
 """
 
 from __future__ import annotations
