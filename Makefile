@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SYSTEM_TOOLS := ip tc nft iptables ping sysctl conntrack unshare nsenter iperf3
 APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux iperf3
 
-.PHONY: all system-deps venv test test-iptables unit soak demo bench bench-deps bench-quick clean
+.PHONY: all system-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
 
 all: test
 
@@ -42,6 +42,10 @@ unit: venv
 # The kill loop of tests/kernel/test_crash.py at full length: 200 operations (make test runs 30).
 soak: system-deps venv
 	CRASH_KILLS=200 $(BIN)/python -m pytest tests/kernel/test_crash.py -s
+
+# docs/man/*.1 from the click commands (tests/unit/test_manpage.py checks they are current).
+man: venv
+	$(BIN)/python tools/manpage.py
 
 demo: system-deps venv
 	tools/testhost env PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh

@@ -94,6 +94,10 @@ CEIL_ADDR_A, CEIL_ADDR_B = "198.18.1.1", "198.18.1.2"
 PLAIN_BR, PLAIN_A, PLAIN_B = "dp-plain-br", "dp-plain-a", "dp-plain-b"
 PLAIN_ADDR_A, PLAIN_ADDR_B = "198.18.2.1", "198.18.2.2"
 LAN_NS, LAN_HOST_IF = "dp-lan", "dp-lan0"
+# a router namespace between two plain bridges, made with `ip` (issue 12's reference)
+RT_BR, RT_NS, RT_A, RT_B = "dp-rt-br", "dp-rt", "dp-rt-a", "dp-rt-b"
+RT_NET_A, RT_NET_B = "198.18.3", "198.18.4"   # .1: the router, .2: the sandbox
+CNET_RT_A, CNET_RT_B = "198.18.101.0/24", "198.18.102.0/24"
 HOST_ADDR, LAN_ADDR = "198.18.0.1", "198.18.0.2"
 TARGET = 0.90                      # issue 5: a cnet bridge >= 90 % of the veth ceiling, published ports the same
 
@@ -108,10 +112,14 @@ PATHS = [
     ("host-lo", "host → published port (127.0.0.1)", None, "srv", "127.0.0.1"),
     ("hairpin-self", f"hairpin: srv → {HOST_ADDR} → srv", "srv", "srv", HOST_ADDR),
     ("hairpin-other", f"hairpin: a → {HOST_ADDR} → srv", "a", "srv", HOST_ADDR),
+    ("router-plain", "router namespace between two plain bridges, made with ip (reference)", RT_A, RT_B,
+     f"{RT_NET_B}.2"),
+    ("router", "sandbox → cnet router → sandbox, two cnet bridges", "ra", "rb", None),
 ]
 PUBLISHED = {"lan", "host-addr", "host-lo", "hairpin-self", "hairpin-other"}
-CNET_PATHS = {key for key, *_ in PATHS} - {"veth", "plain-bridge"}
-OWN_NAMESPACES = (CEIL_A, CEIL_B, PLAIN_BR, PLAIN_A, PLAIN_B, LAN_NS)
+CNET_PATHS = {key for key, *_ in PATHS} - {"veth", "plain-bridge", "router-plain"}
+OWN_NAMESPACES = (CEIL_A, CEIL_B, PLAIN_BR, PLAIN_A, PLAIN_B, LAN_NS, RT_BR, RT_NS, RT_A, RT_B)
+ROUTER_TARGET = 0.90               # issue 12: the cnet router path >= 90 % of the one made with ip
 
 # Processes that may run in the test host's namespaces while iperf3 traffic flows,
 # besides this script itself and tools/testhost (its parent): iperf3 under
@@ -467,6 +475,25 @@ def setup_plain() -> None:
     must(["ip", "link", "set", LAN_HOST_IF, "up"])
     must(["ip", "-n", LAN_NS, "addr", "add", f"{LAN_ADDR}/24", "dev", "eth0"])
     must(["ip", "-n", LAN_NS, "link", "set", "eth0", "up"])
+    setup_plain_router()
+
+
+def setup_plain_router() -> None:
+    """RT_A -- bridge -- RT_NS (forwarding) -- bridge -- RT_B, the bridges in RT_BR (no firewall there)."""
+    must(["ip", "netns", "exec", RT_NS, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    for side, ns, net in (("a", RT_A, RT_NET_A), ("b", RT_B, RT_NET_B)):
+        bridge = f"dp-rb{side}"
+        must(["ip", "-n", RT_BR, "link", "add", "name", bridge, "type", "bridge"])
+        must(["ip", "-n", RT_BR, "link", "set", bridge, "up"])
+        for inside, port, addr in ((ns, f"rs{side}", f"{net}.2"), (RT_NS, f"rr{side}", f"{net}.1")):
+            ifname = "eth0" if inside == ns else f"eth{side}"
+            must(["ip", "link", "add", ifname, "netns", inside, "type", "veth", "peer", "name", port,
+                  "netns", RT_BR])
+            must(["ip", "-n", RT_BR, "link", "set", port, "master", bridge, "up"])
+            must(["ip", "-n", inside, "addr", "add", f"{addr}/24", "dev", ifname])
+            must(["ip", "-n", inside, "link", "set", ifname, "up"])
+    must(["ip", "-n", RT_A, "route", "add", f"{RT_NET_B}.0/24", "via", f"{RT_NET_A}.1"])
+    must(["ip", "-n", RT_B, "route", "add", f"{RT_NET_A}.0/24", "via", f"{RT_NET_B}.1"])
 
 
 SETUP_BATCH = f"""\
@@ -474,12 +501,22 @@ create bridge {BRIDGE} --subnet {BRIDGE_SUBNET}
 create ns a --network {BRIDGE}
 create ns b --network {BRIDGE}
 create ns srv --network {BRIDGE} --publish {PORT}:{PORT} --publish {LAT_PORT}:{LAT_PORT}
+create bridge rta --subnet {CNET_RT_A}
+create bridge rtb --subnet {CNET_RT_B}
+create ns ra --network rta
+create ns rb --network rtb
+create router rt --network rta --network rtb
 """
 TEARDOWN_BATCH = f"""\
 delete ns a
 delete ns b
 delete ns srv
 delete bridge {BRIDGE}
+delete router rt
+delete ns ra
+delete ns rb
+delete bridge rta
+delete bridge rtb
 """
 
 
@@ -777,7 +814,8 @@ def report(args, docs, rows, failed, notes, wall) -> str:
             ratio = f"{q['median'] * 100:.1f} %"
             if len(q["samples"]) > 1:
                 ratio += f" ({q['min'] * 100:.0f}–{q['max'] * 100:.0f})"
-            met = "" if r["path"] == "plain-bridge" else "yes" if q["median"] >= TARGET else "no"
+            met = "" if r["path"] in ("plain-bridge", "router-plain", "router") else \
+                "yes" if q["median"] >= TARGET else "no"
         else:
             ratio, met = "-", ""
         lat = r["latency"]
@@ -805,7 +843,7 @@ def report(args, docs, rows, failed, notes, wall) -> str:
 def target_notes(docs: dict, rows: list[dict]) -> list[str]:
     """Issue 5's target, and the cnet bridge against the plain bridge run by run."""
     notes = []
-    cnet_rows = [r for r in rows if r["path"] in CNET_PATHS and r["ratio_to_ceiling"]]
+    cnet_rows = [r for r in rows if r["path"] in CNET_PATHS - {"router"} and r["ratio_to_ceiling"]]
     below = [f"{r['path']} ({r['backend']}) {r['ratio_to_ceiling']['median'] * 100:.1f} %"
              for r in cnet_rows if r["ratio_to_ceiling"]["median"] < TARGET]
     if cnet_rows:
@@ -824,6 +862,17 @@ def target_notes(docs: dict, rows: list[dict]) -> list[str]:
             parts.append(f"{backend}: cnet bridge / plain bridge {r1 * 100:.0f} %, plain bridge / veth {r2 * 100:.0f} %")
     if parts:
         notes.append("The bridge itself, run by run (median): " + "; ".join(parts) + ".")
+    routed = []
+    for backend, d in docs.items():
+        cnet_rt = d["paths"].get("router", {}).get("throughput_bps") or []
+        plain_rt = d["paths"].get("router-plain", {}).get("throughput_bps") or []
+        n = min(len(cnet_rt), len(plain_rt))
+        if n:
+            ratio = statistics.median(cnet_rt[i] / plain_rt[i] for i in range(n))
+            routed.append(f"{backend} {ratio * 100:.0f} % ({'met' if ratio >= ROUTER_TARGET else 'not met'})")
+    if routed:
+        notes.append(f"Router (issue 12: cnet's router path ≥ {ROUTER_TARGET * 100:.0f} % of the one made with ip,"
+                     " run by run, median): " + "; ".join(routed) + ".")
     return notes
 
 

@@ -110,7 +110,7 @@ class _Value:
 @dataclass(frozen=True)
 class Sandbox(_Value):
     name: str
-    mode: str = "none"  # none | joined | adopted | host
+    mode: str = "none"  # none | joined | adopted | host | router
     target: str | None = None  # joined: the sandbox that owns the stack; adopted: the namespace path
     dns: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()  # "HOST:IP" entries

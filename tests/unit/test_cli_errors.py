@@ -116,7 +116,7 @@ def prepared(state_file):
 
 USAGE = [
     ("unknown command", ["frob"], "No such command 'frob' (see 'cnet --help')"),
-    ("unknown global option", ["--bogus", "ls"], "No such option '--bogus' (see 'cnet --help')"),
+    ("unknown global option", ["--zzz", "ls"], "No such option '--zzz' (see 'cnet --help')"),
     ("unknown command option", ["ls", "--bogus"], "No such option '--bogus' (see 'cnet ls --help')"),
     ("unknown create option", ["create", "bridge", "br0", "--colour", "red"], "No such option '--colour'"),
     ("missing argument", ["create", "bridge"], "Missing argument 'NAME' (see 'cnet create bridge --help')"),
@@ -126,7 +126,7 @@ USAGE = [
      "Invalid value for '--mtu': 'abc' is not a valid integer"),
     ("unknown firewall", ["--firewall", "pf", "ls"],
      "Invalid value for '--firewall': 'pf' is not one of 'nftables', 'iptables'"),
-    ("unknown list", ["ls", "bogus"], "'bogus' is not one of 'networks', 'ns', 'endpoints', 'ports'"),
+    ("unknown list", ["ls", "bogus"], "'bogus' is not one of 'networks', 'ns', 'endpoints', 'ports', 'routers'"),
     ("unknown delete kind", ["delete", "frob", "x"], "No such command 'frob' (see 'cnet delete --help')"),
 ]
 

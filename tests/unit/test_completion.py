@@ -63,7 +63,7 @@ def state(tmp_path) -> Path:
     ("cnet inspect ", ["db", "mybr0", "net2", "web", "worker"]),
     ("cnet delete bridge ", ["mybr0", "net2"]),
     ("cnet rm ns wo", ["worker"]),
-    ("cnet ls ", ["networks", "ns", "endpoints", "ports"]),
+    ("cnet ls ", ["networks", "ns", "endpoints", "ports", "routers"]),
     ("cnet attach web mybr0 --i", ["--ip", "--ifname", "--ingress-rate", "--ingress-burst"]),
     ("cnet completion ", ["bash", "zsh", "fish"]),
 ])
@@ -107,3 +107,17 @@ def test_an_unknown_shell_is_a_usage_error():
     result = subprocess.run([sys.executable, "-m", "cnet", "completion", "tcsh"], env=env, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+
+
+def test_help_lists_every_command_once_in_its_section():
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run([sys.executable, "-m", "cnet", "--help"], env=env, capture_output=True, text=True,
+                         timeout=30).stdout
+    from cnet.cli import SECTIONS, cli
+
+    for title, _ in SECTIONS:
+        assert f"\n{title}:\n" in out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and not line.startswith("   ")
+              and line.split()[0] in cli.commands]
+    assert sorted(listed) == sorted(cli.commands)
+    assert "Examples:" in out

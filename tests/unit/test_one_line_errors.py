@@ -56,7 +56,7 @@ def test_a_value_click_does_not_quote_is_escaped(capsys, state, c):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["ls", "x\u2028y"], "Invalid value for '[networks|ns|endpoints|ports]': 'x\\u2028y' is not one of"),
+    (["ls", "x\u2028y"], "Invalid value for '[networks|ns|endpoints|ports|routers]': 'x\\u2028y' is not one of"),
     (["fr\nob"], "No such command 'fr\\nob'"),
     (["create", "bridge", "br1", "--mtu", "1\r2"], "Invalid value for '--mtu': '1\\r2' is not a valid integer"),
     (["create", "bridge", "a\u2029b"], "network name 'a\\u2029b' contains '\\u2029'"),

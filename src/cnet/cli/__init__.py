@@ -22,6 +22,7 @@ from .batch import batch
 from .completion import COMPLETE_VAR, completion
 from .create import create
 from .delete import delete, rm
+from .explain import explain
 from .lifecycle import check, gc, restore
 from .limit import limit
 from .output import usage_message
@@ -32,8 +33,9 @@ from .show import inspect, ls
 class Context:
     """What the global options chose; the core API object is made on first use."""
 
-    def __init__(self, state, config, firewall, debug):
+    def __init__(self, state, config, firewall, debug, quiet=False):
         self.state, self.config, self.firewall, self.debug = state, config, firewall, debug
+        self.quiet = quiet
         self._api = None
 
     @property
@@ -45,27 +47,64 @@ class Context:
         return self._api
 
     def print_warnings(self) -> None:
+        if self.quiet:
+            return
         for warning in self._api.warnings if self._api else ():
             click.echo(f"cnet: warning: {one_line(warning)}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# `cnet --help` lists the commands by what they act on; a command missing here is listed under "other".
+SECTIONS = [
+    ("Networks and sandboxes", ["create", "attach", "detach", "limit", "exec", "delete", "rm"]),
+    ("Ports", ["publish", "unpublish", "explain"]),
+    ("Seeing what is there", ["ls", "inspect"]),
+    ("Lifecycle", ["check", "restore", "gc"]),
+    ("Many at once", ["batch"]),
+    ("Shell", ["completion"]),
+]
+
+
+class SectionedGroup(click.Group):
+    """click's group, with its commands listed in SECTIONS' groups."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        placed = {name for _, names in SECTIONS for name in names}
+        sections = SECTIONS + [("Other", sorted(set(commands) - placed))]
+        width = formatter.width - 6 - max(map(len, commands), default=0)
+        for title, names in sections:
+            rows = [(n, commands[n].get_short_help_str(width)) for n in names if n in commands]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Examples:\n\n\b\n  cnet create bridge mybr0 --subnet 172.26.0.0/16\n"
+                    "  cnet create ns web --network mybr0 --publish 8080:80\n  cnet explain web 80\n\n"
+                    "'cnet COMMAND --help' tells more of each.")
 @click.option("--state", metavar="PATH", help="State file (default /var/lib/cnet/state.yaml; env CNET_STATE).")
 @click.option("--config", metavar="PATH", help="Config file (default /etc/cnet/config.yaml; env CNET_CONFIG).")
 @click.option("--firewall", type=click.Choice(FIREWALLS), envvar="CNET_FIREWALL",
               help="Firewall backend (env CNET_FIREWALL; default from the config file, else nftables).")
+@click.option("-v", "--verbose", is_flag=True, help="One line on stderr per kernel and firewall change, as it happens.")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings (errors still print).")
 @click.option("--debug", is_flag=True, help="Show a traceback with errors.")
 @click.version_option(__version__, "--version", prog_name="cnet", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx, state, config, firewall, debug):
+def cli(ctx, state, config, firewall, verbose, quiet, debug):
     """cnet: container networking for any network namespace, without a daemon."""
+    if verbose:
+        from .. import verbose as changes
+
+        changes.enable()
     if ctx.obj is None:  # a line of `cnet batch` runs with the batch's own context
-        ctx.obj = Context(state, config, firewall, debug)
+        ctx.obj = Context(state, config, firewall, debug, quiet)
         ctx.call_on_close(ctx.obj.print_warnings)
 
 
 for command in (create, attach, detach, exec_, limit, publish, unpublish, ls, inspect, delete, rm, batch,
-                check, restore, gc, completion):
+                check, restore, gc, completion, explain):
     cli.add_command(command)
 
 

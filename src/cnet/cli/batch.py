@@ -24,6 +24,11 @@ def batch(ctx, source):
     Blank lines and # comments are skipped. The batch stops at the first line
     that fails, with its line number; what the lines before it did stays
     done and recorded.
+
+    \b
+    Examples:
+      cnet batch setup.txt
+      printf 'create ns web --network mybr0\\npublish web 8080:80\\n' | cnet batch
     """
     from . import cli
 

@@ -54,6 +54,12 @@ def sandboxes(ctx: click.Context, param, incomplete: str) -> list:
     return _matching(_records(ctx).get("sandboxes") or {}, incomplete)
 
 
+def routers(ctx: click.Context, param, incomplete: str) -> list:
+    found = _records(ctx).get("sandboxes") or {}
+    return _matching([n for n, sb in found.items() if isinstance(sb, dict) and sb.get("mode") == "router"],
+                     incomplete)
+
+
 def networks_and_sandboxes(ctx: click.Context, param, incomplete: str) -> list:
     doc = _records(ctx)
     return _matching([*(doc.get("networks") or {}), *(doc.get("sandboxes") or {})], incomplete)

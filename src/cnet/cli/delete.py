@@ -2,7 +2,7 @@
 
 import click
 
-from .completion import networks, sandboxes
+from .completion import networks, routers, sandboxes
 
 
 def _delete_network(obj, name, if_exists, force):
@@ -30,6 +30,14 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
     @click.pass_obj
     def delete_ns(obj, name, if_exists):
         if obj.api.delete_ns(name, if_exists=if_exists):
+            click.echo(name)
+
+    @group.command("router", help="Delete a router, and the routes through it in the other sandboxes.")
+    @click.argument("name", shell_complete=routers)
+    @click.option("--if-exists", is_flag=True, help="Succeed if there is no such router.")
+    @click.pass_obj
+    def delete_router(obj, name, if_exists):
+        if obj.api.delete_router(name, if_exists=if_exists):
             click.echo(name)
 
     return group

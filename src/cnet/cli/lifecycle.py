@@ -18,6 +18,12 @@ def check(obj, as_json_, deep):
     Prints one line per difference, then the host's health warnings (on
     stderr). Exits 0 when the kernel holds what the state says, 5 when not
     (`cnet check || cnet restore`).
+
+    \b
+    Examples:
+      cnet check
+      cnet check --deep --json
+      cnet check || cnet restore
     """
     differences, warnings = obj.api.check(deep=deep)
     if as_json_:
@@ -36,7 +42,13 @@ def restore(obj):
     """Make the kernel hold what the state says (after a reboot or a firewall
     reload): namespaces, networks, endpoints with their names, MACs and
     addresses, published ports, sysctls, resolver files. Prints what it made;
-    a second run finds nothing to do. Exits 1 if something could not be made."""
+    a second run finds nothing to do. Exits 1 if something could not be made.
+
+    \b
+    Examples:
+      cnet restore
+      systemctl enable cnet-restore.service   # examples/: at every boot
+    """
     done, failed = obj.api.restore()
     for line in done:
         click.echo(line)
@@ -52,7 +64,13 @@ def restore(obj):
 def gc(obj, dry_run):
     """Remove kernel objects carrying this state file's tag that the state
     does not list (what a killed cnet left behind). Never touches anything
-    untagged."""
+    untagged.
+
+    \b
+    Examples:
+      cnet gc --dry-run
+      cnet restore && cnet gc
+    """
     lines = obj.api.gc(dry_run=dry_run)
     for line in lines:
         click.echo(line)

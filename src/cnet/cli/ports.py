@@ -17,6 +17,12 @@ def publish(obj, ns, spec, network):
     SPEC is [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|udp|sctp], as with
     `docker run -p`; IPv6 host addresses in brackets. Without a host port, a
     free one is picked. Prints each mapping as HOST_IP:HOST_PORT->PORT/PROTO.
+
+    \b
+    Examples:
+      cnet publish web 8080:80
+      cnet publish web 127.0.0.1:5353:53/udp
+      cnet publish web 80      # a free host port, printed
     """
     print_mappings(obj.api.publish(ns, spec, network=network))
 
@@ -26,5 +32,11 @@ def publish(obj, ns, spec, network):
 @click.argument("spec", shell_complete=published_specs)
 @click.pass_obj
 def unpublish(obj, ns, spec):
-    """Remove the mappings of sandbox NS that SPEC names (prints them)."""
+    """Remove the mappings of sandbox NS that SPEC names (prints them).
+
+    \b
+    Examples:
+      cnet unpublish web 8080:80
+      cnet unpublish web 5353:53/udp
+    """
     print_mappings(obj.api.unpublish(ns, spec))

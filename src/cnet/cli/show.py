@@ -5,7 +5,7 @@ import click
 from .completion import networks_and_sandboxes
 from .output import as_json, mapping_lines, mapping_name, network_view, table
 
-LISTS = ("networks", "ns", "endpoints", "ports")
+LISTS = ("networks", "ns", "endpoints", "ports", "routers")
 
 
 @click.command("ls")
@@ -14,7 +14,7 @@ LISTS = ("networks", "ns", "endpoints", "ports")
 @click.option("-q", "--quiet", is_flag=True, help="Names only, one a line.")
 @click.pass_obj
 def ls(obj, what, json_out, quiet):
-    """List networks (default), sandboxes, endpoints or published ports.
+    """List networks (default), sandboxes, endpoints, published ports or routers.
 
     STATUS (JSON: "status") is "ok", or "missing" when the record's kernel
     object is gone: a network's link, a sandbox's namespace, an endpoint's
@@ -22,6 +22,12 @@ def ls(obj, what, json_out, quiet):
 
     With -q: network names, sandbox names, SANDBOX:NETWORK for an endpoint,
     SANDBOX:MAPPING for a published port (a range on one line, 9000-9010->90-100).
+
+    \b
+    Examples:
+      cnet ls
+      cnet ls ports --json
+      cnet ls ns -q
     """
     from ..bandwidth import rates
 
@@ -47,6 +53,14 @@ def ls(obj, what, json_out, quiet):
         rows = [[e.sandbox, e.network, e.ifname, ",".join(e.addresses), e.host_ifname, rates(e.limits), status]
                 for e, status in listing]
         headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "LIMITS", "STATUS"]
+    elif what == "routers":
+        state = obj.api.read_state()
+        items = [{"name": sb.name, "networks": [{"network": e.network, "addresses": list(e.addresses)}
+                                                for e in state.endpoints_of_sandbox(sb.name)], "status": status}
+                 for sb, _, status in obj.api.sandbox_listing() if sb.mode == "router"]
+        rows = [[r["name"], " ".join(f"{n['network']}:{','.join(n['addresses'])}" for n in r["networks"]),
+                 r["status"]] for r in items]
+        headers = ["NAME", "NETWORKS", "STATUS"]
     else:
         listing = obj.api.port_listing()
         items = [{**p.to_dict(), "status": status} for p, status in listing]
@@ -72,6 +86,8 @@ def _names(state, what: str) -> list[str]:
         return list(state.sandboxes)
     if what == "endpoints":
         return [f"{e.sandbox}:{e.network}" for e in state.endpoints]
+    if what == "routers":
+        return [sb.name for sb in state.sandboxes.values() if sb.mode == "router"]
     return [mapping_name(p) for p in state.ports]
 
 
@@ -79,7 +95,8 @@ def _flags(n: dict) -> str:
     options = n.get("options") or {}
     routed = options.get("routed", False)
     flags = [f for f, on in (("internal", n["internal"]), ("routed", routed),
-                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed),
+                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed
+                              and n["driver"] == "bridge"),  # the others have no NAT to turn off
                              ("no-icc", not options.get("icc", True))) if on]
     return ",".join(flags) or "-"
 
@@ -90,7 +107,13 @@ def _flags(n: dict) -> str:
 @click.option("--json", "json_out", is_flag=True, help="JSON output.")
 @click.pass_obj
 def inspect(obj, name, kind, json_out):
-    """Show a network or a sandbox as recorded and as the kernel has it."""
+    """Show a network or a sandbox as recorded and as the kernel has it.
+
+    \b
+    Examples:
+      cnet inspect mybr0
+      cnet inspect web --json
+    """
     kind = kind or obj.api.kind_of(name)
     if kind == "ns":
         _inspect_ns(obj, name, json_out)
@@ -112,6 +135,15 @@ def inspect(obj, name, kind, json_out):
     k = view["kernel"]
     if k is None:
         click.echo("kernel:     MISSING (no link of that name; cnet delete removes the record)")
+    elif "parent" in k:  # a network of sub-interfaces (macvlan, ipvlan): the kernel has its parent
+        p = k["parent"]
+        click.echo(f"kernel:     parent {p['ifname']} ({p['kind'] or 'device'}) state {p['state']} mtu {p['mtu']}"
+                   f"  mode {k['mode']}")
+        if "host_link" in k:
+            h = k["host_link"]
+            click.echo("host link:  MISSING" if h is None else
+                       f"host link:  {h['kind']} {h['ifname']} mode {h['mode']} state {h['state']}"
+                       f"  {' '.join(h['addresses']) or '-'}")
     else:
         owner = "" if k["owned"] else "  NOT TAGGED AS CNET'S"
         click.echo(f"kernel:     {k['kind']} {k['ifname']} state {k['state']} mtu {k['mtu']}{owner}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .. import drivers
 from ..errors import CnetError
 from ..model import State
+from . import routers
 from .base import CnetBase, Undo, firewall_needs
 
 
@@ -31,7 +32,7 @@ class Difference:
     it concerns ("sandbox web", "endpoint web/br0"), "" for an object the state
     does not list (gc's to remove), or for the firewall as a whole."""
 
-    kind: str  # netns | network | endpoint | firewall | sysctl | file
+    kind: str  # netns | network | endpoint | firewall | sysctl | file | router | route
     name: str
     problem: str  # a phrase: "missing link cn1a2b3c4d5e"
     record: str = ""
@@ -91,7 +92,32 @@ class LifecycleOps(CnetBase):
         for key in sorted(self._sysctls_needed(state)):
             if sysctl.read(key) != "1":
                 found.append(Difference("sysctl", key, f"sysctl {key} is not 1", "a network needs it"))
+        if deep:
+            found += self._router_differences(state, kernel)
         kernel.close_inside()
+        return found
+
+    @staticmethod
+    def _router_differences(state: State, kernel) -> list[Difference]:
+        """--deep: routers with forwarding off, sandboxes without the routes routers give them."""
+        from ..kernel import netns, sysctl
+        from .router_ops import forwarding_keys
+
+        found = []
+        for sb in state.sandboxes.values():
+            if sb.mode == "joined" or not netns.exists(sb.name):
+                continue  # a namespace that is gone is reported already
+            if sb.mode == "router":
+                with netns.entered(netns.path_of(sb.name)):
+                    off = [k for k in forwarding_keys(routers.networks_of(state, sb.name)) if sysctl.read(k) != "1"]
+                found += [Difference("router", sb.name, f"sysctl {k} is not 1 in router {sb.name}",
+                                     f"router {sb.name}") for k in off]
+                continue
+            wanted = routers.routes_of(state, sb.name)
+            if wanted:
+                missing = wanted - _routes_via(kernel.inside(netns.path_of(sb.name)))
+                found += [Difference("route", sb.name, f"missing route {dst} via {via} in sandbox {sb.name}",
+                                     "a router on its network") for dst, via in sorted(missing)]
         return found
 
     @staticmethod
@@ -212,6 +238,13 @@ class LifecycleOps(CnetBase):
                 driver.repair_endpoint(net, ep, path, kernel, undo, gives_default)
 
             steps.append((repair, f"made endpoint {ep.sandbox}/{ep.network} ({', '.join(ep.addresses)})"))
+        for sb in owners_first:
+            if sb.mode == "router":
+                steps.append((lambda undo, sb=sb: self._restore_forwarding(state, sb.name),
+                              f"turned forwarding on in router {sb.name}"))
+            elif sb.mode != "joined" and routers.routes_of(state, sb.name):
+                steps.append((lambda undo, sb=sb: self._restore_routes(state, sb.name, kernel),
+                              f"added the routes via routers of sandbox {sb.name}"))
         steps.append((lambda undo: self._restore_firewall(state), "made the firewall as the state has it"))
         steps.append((lambda undo: self._restore_sysctls(state), "set the sysctls the networks need"))
         for sb in state.sandboxes.values():
@@ -226,14 +259,42 @@ class LifecycleOps(CnetBase):
 
         self.owner.mark_netns(sb.name)
         netns.remove(sb.name)  # a stale name file (no namespace on it) would block the new one
-        if sb.mode == "none":
+        if sb.mode in ("none", "router"):
             netns.create(sb.name)
             kernel.inside(netns.path_of(sb.name)).set_up(LOOPBACK_IFINDEX)
+            if sb.mode == "router":
+                from .router_ops import prepare_router_namespace
+
+                prepare_router_namespace(sb.name)
         elif sb.mode == "joined":
             netns.bind(sb.name, netns.path_of(sb.target))
         else:  # host
             netns.bind(sb.name, "/proc/thread-self/ns/net")
         undo.callback(netns.remove, sb.name)
+
+    @staticmethod
+    def _restore_forwarding(state: State, name: str) -> None:
+        from ..kernel import netns, sysctl
+        from .router_ops import forwarding_keys
+
+        keys = forwarding_keys(routers.networks_of(state, name))
+        with netns.entered(netns.path_of(name)):
+            wrong = [key for key in keys if sysctl.read(key) != "1"]
+            if not wrong:
+                raise _NothingToDo
+            for key in wrong:
+                sysctl.write(key, "1")
+
+    @staticmethod
+    def _restore_routes(state: State, name: str, kernel) -> None:
+        from ..kernel import netns
+
+        inside = kernel.inside(netns.path_of(name))
+        missing = routers.routes_of(state, name) - _routes_via(inside)
+        if not missing:
+            raise _NothingToDo
+        for dst, via in sorted(missing):
+            inside.add_route(dst, via)
 
     def _restore_firewall(self, state: State) -> None:
         from .. import firewall
@@ -298,6 +359,12 @@ class LifecycleOps(CnetBase):
 
 class _NothingToDo(Exception):
     """A restore step found its object as the state has it."""
+
+
+def _routes_via(inside) -> set[tuple[str, str]]:
+    """{(destination, gateway)} of the routes via a gateway in a namespace."""
+    return {(words[0], words[2]) for words in map(str.split, inside.routes_view())
+            if len(words) > 2 and words[1] == "via"}
 
 
 def _host_addresses(kernel) -> Callable[[str], list[str]]:

@@ -17,10 +17,11 @@ from ..drivers.base import add_default_routes
 from ..errors import CnetError, Conflict, InvalidInput, NotFound, OperationFailed
 from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
-from . import sandboxes
+from . import routers, sandboxes
 from .base import Change, CnetBase
 from .limit_ops import parse_limits, plan_limits
 from .port_ops import add_mappings
+from .router_ops import change_routes
 
 
 LOOPBACK_IFINDEX = 1  # the kernel gives lo index 1 in every network namespace
@@ -71,23 +72,7 @@ class SandboxOps(CnetBase):
                       "host": lambda: "/proc/thread-self/ns/net"}.get(mode)
             if mode == "joined" and not netns.exists(sb.target):
                 raise self._gone(sb.target)
-            if self.owner.mark_netns(name):  # before the name exists: never a namespace of ours untagged
-                c.undo.callback(self.owner.unmark_netns, name)
-            elif os.path.lexists(netns.path_of(name)):
-                raise Conflict(f"{netns.path_of(name)} was left by a cnet process that was stopped before it"
-                               " recorded it; `cnet gc` removes it")
-            if source is None:
-                netns.create(name)
-            else:
-                netns.bind(name, source())
-            c.undo.callback(netns.remove, name)
-            c.undo.callback(c.kernel.forget, netns.path_of(name))
-            if mode == "none":
-                inside = c.kernel.inside(netns.path_of(name))
-                inside.set_up(LOOPBACK_IFINDEX)
-            c.state.sandboxes[name] = sb
-            c.undo.callback(self.resolver.remove_sandbox, name)
-            self.resolver.write_sandbox(sb, self.config.dns)
+            self._make_namespace(c, sb, None if source is None else source())
             # a namespace made just now has lo and nothing else: no need to ask it
             present = {"lo"} if mode == "none" else None
             ep = self._attach(c, name, network, ips=ips, present=present, limits=parsed) if network else None
@@ -102,6 +87,29 @@ class SandboxOps(CnetBase):
             c.refresh_hosts(changed, [name])
             return sb, ep, mappings
 
+    def _make_namespace(self, c: Change, sb: Sandbox, source: str | None) -> None:
+        """sb's name under /run/netns (a new namespace, or a bind of source),
+        tagged, recorded, with its resolver files; every step undone on failure."""
+        from ..kernel import netns
+
+        name = sb.name
+        if self.owner.mark_netns(name):  # before the name exists: never a namespace of ours untagged
+            c.undo.callback(self.owner.unmark_netns, name)
+        elif os.path.lexists(netns.path_of(name)):
+            raise Conflict(f"{netns.path_of(name)} was left by a cnet process that was stopped before it"
+                           " recorded it; `cnet gc` removes it")
+        if source is None:
+            netns.create(name)
+        else:
+            netns.bind(name, source)
+        c.undo.callback(netns.remove, name)
+        c.undo.callback(c.kernel.forget, netns.path_of(name))
+        if source is None:
+            c.kernel.inside(netns.path_of(name)).set_up(LOOPBACK_IFINDEX)
+        c.state.sandboxes[name] = sb
+        c.undo.callback(self.resolver.remove_sandbox, name)
+        self.resolver.write_sandbox(sb, self.config.dns)
+
     # -- attach / detach ---------------------------------------------------
 
     def attach(self, ns: str, network: str, *, ips=(), mac: str | None = None,
@@ -109,6 +117,7 @@ class SandboxOps(CnetBase):
         """limits: the bandwidth limits' texts, {"ingress_rate": "10mbit", ...} (see limit_ops.py)."""
         parsed = parse_limits(limits, new_endpoint=True)
         with self._change() as c:
+            self._not_a_router(c.state, ns, "attached to another network")
             ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname, limits=parsed)
             c.refresh_hosts([network], [ep.sandbox])
             return ep
@@ -131,10 +140,18 @@ class SandboxOps(CnetBase):
         driver = drivers.get(net.driver)
         if present is None:
             present = c.kernel.inside(path).link_names()
-        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
+        held = getattr(driver, "held_addresses", lambda net: set())(net)  # optional (drivers/base.py)
+        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present,
+                                          held=held)
         ep = driver.plan_endpoint(c.state, net, replace(ep, limits=plan_limits(net, limits or {})), c.kernel)
-        gives_default = not net.internal and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None
+        gives_default = (not net.internal and not routers.is_router(c.state, owner)
+                         and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None)
+        # Routes via routers: the subnets of this network are reached directly
+        # from now on (those routes go first), and its routers lead further.
+        had, will_have = routers.routes_of(c.state, owner), routers.routes_of(c.state, owner, extra=ep)
+        change_routes(c, owner, had - will_have, set())
         driver.attach(net, ep, path, c.kernel, c.undo, gives_default)
+        change_routes(c, owner, set(), will_have - had)
         c.state.networks[network] = net  # its subnets' IPAM cursors moved
         c.state.endpoints.append(ep)
         return ep
@@ -147,10 +164,14 @@ class SandboxOps(CnetBase):
             found = [e for e in c.state.endpoints_of_sandbox(owner) if e.network == network]
             if not found:
                 raise NotFound(f"sandbox {ns} is not attached to network {network}")
+            self._not_a_router(c.state, ns, "detached from one of its networks")
+            had = routers.routes_of(c.state, owner)
             before = self._firewall_before(c, needed=self._has_ports(c.state, owner))
             remove = self._drop_endpoint(c, found[0])
             self._sync_firewall(c, before)
-            remove()
+            if remove():  # a router on another network may now lead to this one's subnets
+                c.best_effort(f"adding the routes via routers of sandbox {owner}", change_routes, c, owner,
+                              set(), routers.routes_of(c.state, owner) - had)
             c.refresh_hosts([network], [owner])
 
     def _drop_endpoint(self, c: Change, ep: Endpoint, *, move_routes: bool = True) -> Callable[[], bool]:
@@ -188,9 +209,10 @@ class SandboxOps(CnetBase):
 
     # -- delete --------------------------------------------------------------
 
-    def delete_ns(self, name: str, *, if_exists: bool = False) -> bool:
+    def delete_ns(self, name: str, *, if_exists: bool = False, router: bool = False) -> bool:
         """Delete a sandbox: its endpoints, mappings, resolver files and name.
-        A namespace that other names still use (joined, adopted) lives on."""
+        A namespace that other names still use (joined, adopted) lives on.
+        router: it is a router (`delete router`), whose routes go too."""
         from ..kernel import netns
 
         with self._change() as c:
@@ -201,6 +223,9 @@ class SandboxOps(CnetBase):
                     c.nothing_to_do()
                     return False
                 raise NotFound(f"sandbox {name} not found")
+            if routers.is_router(state, name) and not router:
+                raise Conflict(f"sandbox {name} is a router: cnet delete router {name}")
+            withdraw = self._withdrawal(state, name) if router else None
             touched_networks, touched, removals = set(), [], []
             before = self._firewall_before(c, needed=self._has_ports(state, name))
             joiners = state.joiners(name) if sb.mode != "joined" else []
@@ -218,6 +243,8 @@ class SandboxOps(CnetBase):
             self._sync_firewall(c, before)
             # From here on nothing can be rolled back: the kernel objects go,
             # each step tried whatever the one before did.
+            if withdraw is not None:
+                withdraw(c)
             gone = all([remove() for remove in removals])
             c.kernel.forget(netns.path_of(name))
             named = c.best_effort(f"removing {netns.path_of(name)} of sandbox {name}", netns.remove, name)
@@ -280,6 +307,12 @@ class SandboxOps(CnetBase):
             raise OperationFailed(f"cannot run {argv[0]} in sandbox {name}: {e.strerror}") from e
 
     # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _not_a_router(state: State, ns: str, what: str) -> None:
+        if routers.is_router(state, ns):
+            raise Conflict(f"sandbox {ns} is a router, whose networks are set when it is made: it cannot be {what}"
+                           f" (cnet delete router {ns}, then create it again)")
 
     @staticmethod
     def _has_ports(state: State, owner: str) -> bool:

@@ -36,6 +36,8 @@ def plan_sandbox(state: State, name: str, *, mode: str = "none", target: str | N
             raise NotFound(f"sandbox {target} not found (--join needs an existing sandbox)")
         if state.sandboxes[target].mode == "host":
             raise InvalidInput(f"sandbox {target} is the host's namespace; use --host instead of joining it")
+        if state.sandboxes[state.owner(target)].mode == "router":
+            raise InvalidInput(f"sandbox {target} is a router: it cannot be joined")
         target = state.owner(target)  # joining a joiner joins the stack's owner
     for ip in dns:
         _check_ip(ip, "--dns")
@@ -73,11 +75,13 @@ def check_mac(mac: str) -> str:
 
 
 def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | None = None,
-                  ifname: str | None = None, present: set[str] = frozenset()) -> tuple[Endpoint, Network]:
+                  ifname: str | None = None, present: set[str] = frozenset(),
+                  held: set[str] = frozenset()) -> tuple[Endpoint, Network]:
     """The endpoint that attaching owner's stack to net would make, and net
     with the IPAM cursors of its subnets moved past the addresses drawn (a
     new Network: state and net are left as they are; the caller records it
-    if the attach succeeds). present: interface names already in the sandbox."""
+    if the attach succeeds). present: interface names already in the sandbox;
+    held: addresses of the subnets that the network's own links hold."""
     if any(e.network == net.name for e in state.endpoints_of_sandbox(owner)):
         raise Conflict(f"sandbox {owner} is already attached to network {net.name}")
     ours = {e.ifname for e in state.endpoints_of_sandbox(owner)}
@@ -98,13 +102,13 @@ def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | 
         mac = random_mac()
         while mac in macs:  # one chance in 2^46 a draw: drawn again
             mac = random_mac()
-    addresses, subnets = _addresses(state, net, ips)
+    addresses, subnets = _addresses(state, net, ips, held)
     ep = Endpoint(sandbox=owner, network=net.name, ifname=ifname, host_ifname="",
                   mac=mac, addresses=addresses)
     return ep, replace(net, subnets=subnets)
 
 
-def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]]:
+def _addresses(state: State, net: Network, ips, held=frozenset()) -> tuple[list[str], list[Subnet]]:
     """The endpoint's addresses, one per subnet, and the subnets with their
     cursors after it (a pinned --ip leaves its subnet's cursor where it was)."""
     pools = [SubnetPool(s.subnet, s.gateway, s.ip_range) for s in net.subnets]
@@ -119,7 +123,7 @@ def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]
         if version in pinned:
             raise InvalidInput(f"--ip given twice for IPv{version}; one address per subnet")
         pinned[version] = text
-    used = {a.partition("/")[0] for e in state.endpoints_of_network(net.name) for a in e.addresses}
+    used = {a.partition("/")[0] for e in state.endpoints_of_network(net.name) for a in e.addresses} | set(held)
     found, subnets = [], []
     for pool, subnet in zip(pools, net.subnets):
         if pool.version in pinned:
@@ -137,7 +141,10 @@ def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]
 
 def default_route_endpoint(state: State, owner: str, networks: dict[str, Network]) -> Endpoint | None:
     """The endpoint whose gateways are the sandbox's default routes: its first
-    endpoint on a network that is not internal."""
+    endpoint on a network that is not internal. A router has none: it routes
+    between its networks only."""
+    if state.sandboxes[owner].mode == "router":
+        return None
     for ep in state.endpoints_of_sandbox(owner):
         if not networks[ep.network].internal:
             return ep

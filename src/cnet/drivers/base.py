@@ -27,10 +27,20 @@ is done.
         make ep.limits too. A driver without it has no limits: core refuses
         them on its networks. shape_endpoint and its kin below do the work.
 
+Optional, for drivers that need them:
+
+    check_in_state(state, net)
+        what the network may not share with the state's other networks (a
+        macvlan's parent): Conflict. Called when a network is planned.
+    held_addresses(net) -> set[str]
+        addresses of the network's subnets that its own links hold (the host's
+        macvlan of a --host-access network): IPAM never hands them out.
+
 For `cnet check` and `cnet restore` (core/lifecycle.py):
 
     links(net, endpoints) -> set[str]
-        the host links that the network and these endpoints of it are.
+        the host links that the network and these endpoints of it are, or
+        stand on (a macvlan's parent): `ls` says "missing" without one of them.
     survey_network(net, kernel, host_addresses) -> list[str]
         what is wrong with the network's kernel objects, a phrase each;
         host_addresses(name): the addresses on a host link (None: look

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from .. import verbose
 from ..errors import OperationFailed
 from .plan import FirewallPlan
 
@@ -149,8 +150,11 @@ class IptablesBackend:
                 continue  # no ip6tables, and no IPv6 network that would need it
             if new.empty:
                 self._remove(tool)
+                verbose.removed(f"{tool} chains {P}*")
                 continue
             _check(_run([restore, "--noflush"], render(new, family, P)), f"{restore} refused cnet's rules")
+            verbose.made(f"{tool} chains {P}* ({len(new.structure.bridges)} bridges,"
+                         f" {sum(d.family == family for d in new.dnat)} published ports)")
             for table, builtin, chain, where in JUMPS:
                 if _run([tool, "-t", table, "-C", builtin, "-j", P + chain]).returncode != 0:
                     _check(_run([tool, "-t", table, where, builtin, "-j", P + chain]),

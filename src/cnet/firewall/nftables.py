@@ -21,6 +21,7 @@ localhost-only services, and the LAN a port published on 127.0.0.1.
 
 from __future__ import annotations
 
+from .. import verbose
 from ..errors import OperationFailed
 from .plan import Dnat, FirewallPlan
 
@@ -242,6 +243,13 @@ def expected_contents(plan: FirewallPlan) -> tuple[dict[str, set[str]], dict[str
     return contents, rules
 
 
+def _tell_full(table: str, plan: FirewallPlan) -> None:
+    if plan.empty:
+        verbose.removed(f"nft table {table}")
+    else:
+        verbose.made(f"nft table {table} ({len(plan.structure.bridges)} bridges, {len(plan.dnat)} published ports)")
+
+
 class NftablesBackend:
     name = "nftables"
 
@@ -256,6 +264,7 @@ class NftablesBackend:
         if old is not None and old.empty and new.empty:
             return
         _nft(render_full(new, self.table))
+        _tell_full(self.table, new)
 
     def differences(self, plan: FirewallPlan) -> list[str]:
         """How the kernel's table differs from what `plan` makes, a line each."""
@@ -302,3 +311,9 @@ class NftablesBackend:
             _nft(delta)
         except OperationFailed:  # the table is not what the state says (flushed by hand?): rebuild it whole
             _nft(render_full(new(), self.table))
+            _tell_full(self.table, new())
+            return
+        for d in sorted(gone):
+            verbose.removed(f"nft element {self.table} {map_of(d)} {key_of(d)}")
+        for d in sorted(added):
+            verbose.made(f"nft element {self.table} {map_of(d)} {element_of(d)}")

@@ -2,13 +2,16 @@
 
 When a published UDP port is added or removed, flows already tracked for
 that host port would keep their old translation (a UDP flow never ends on
-its own), so cnet deletes them and the next packet is translated anew.
+its own), so cnet deletes them and the next packet is translated anew. `cnet explain`
+lists the entries of one published port.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
+from typing import NamedTuple
 
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": socket.IPPROTO_SCTP}
 
@@ -36,6 +39,40 @@ def forget_ports(ports) -> int:
                         if e.code != errno.ENOENT:  # expired meanwhile is fine
                             raise
     return deleted
+
+
+class Connection(NamedTuple):
+    """A tracked connection: who sent it where, and where it was translated to."""
+
+    source: str  # "ADDRESS:PORT" of the original direction ([ADDRESS6]:PORT)
+    destination: str
+    translated_to: str  # the reply's source: where the connection really goes
+    status: str  # pyroute2's names of the status bits, "SEEN_REPLY,ASSURED,..."
+
+
+def connections_to(family: int, protocol: str, port: int, to_address: str) -> list[Connection]:
+    """The entries whose original destination port is `port` and whose reply
+    comes from to_address (a published port's sandbox): its connections."""
+    if _tracked() == 0:
+        return []
+    from .pyroute import conntrack
+
+    Conntrack, NFCTAttrTuple = conntrack()
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    wanted = NFCTAttrTuple(family=af, proto=PROTOCOLS[protocol], dport=port)
+    target, found = ipaddress.ip_address(to_address), []
+    with Conntrack(nfgen_family=af) as ct:  # a dump lists the entries of the request's family only
+        for entry in ct.dump_entries(tuple_orig=wanted):
+            orig, reply = entry.tuple_orig, entry.tuple_reply
+            if ipaddress.ip_address(reply.saddr) != target:
+                continue
+            found.append(Connection(_at(orig.saddr, orig.sport), _at(orig.daddr, orig.dport),
+                                    _at(reply.saddr, reply.sport), entry.status_name()))
+    return found
+
+
+def _at(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _tracked() -> int | None:

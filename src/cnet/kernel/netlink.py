@@ -21,6 +21,7 @@ import ipaddress
 import os
 import socket
 
+from .. import verbose
 from ..errors import Conflict, NotFound, OperationFailed
 from .pyroute import IPRoute, NetlinkError
 
@@ -84,6 +85,9 @@ class Netlink:
 
     def __init__(self, netns_path: str | None = None) -> None:
         self._bridges: dict[str, int | None] = {}
+        # for -v: where this handle acts, and the names of the links it made (by index)
+        self._where = "" if netns_path is None else f" in {os.path.basename(netns_path)}"
+        self._names: dict[int, str] = {}
         # nlm_echo: the kernel answers a new link with its description, index included.
         # groups=0: IPRoute joins the link, address and route multicast groups by
         # default, and pyroute2 0.9.7 can hand such a notification (the RTM_DELLINK
@@ -120,7 +124,10 @@ class Netlink:
     @_guarded("cannot look up a link")
     def link_index(self, name: str) -> int | None:
         link = self._get_link(ifname=name)
-        return None if link is None else link["index"]
+        if link is None:
+            return None
+        self._names[link["index"]] = name
+        return link["index"]
 
     def bridge_index(self, name: str) -> int | None:
         """link_index, remembered for the life of this handle: a batch attaches
@@ -131,12 +138,16 @@ class Netlink:
 
     def _new_link(self, what: str, **spec) -> int:
         try:
-            for link in self.ipr.link("add", **spec):
-                if link.get("index"):
-                    return link["index"]
-            return self.ipr.link("get", ifname=spec["ifname"])[0]["index"]  # no echo: ask
+            index = next((link["index"] for link in self.ipr.link("add", **spec) if link.get("index")), None)
+            if index is None:
+                index = self.ipr.link("get", ifname=spec["ifname"])[0]["index"]  # no echo: ask
         except NetlinkError as e:
             raise _failed(what, e) from e
+        self._names[index] = spec["ifname"]
+        peer = spec.get("peer")
+        verbose.made(f"link {spec['ifname']}{self._where} ({spec['kind']}"
+                     + (f", peer {peer['ifname']} in the sandbox" if peer else "") + ")")
+        return index
 
     def add_bridge(self, name: str, mtu: int, group: int) -> int:
         """Create a bridge (forward delay 0, so ports forward at once), down,
@@ -157,13 +168,51 @@ class Netlink:
             master=master, state="up", group=group,
             peer={"ifname": peer, "net_ns_fd": peer_netns_fd, "address": peer_mac, "mtu": mtu})
 
+    def add_sub_link(self, kind: str, name: str, parent: int, mtu: int, group: int, *,
+                     netns_fd: int | None = None, mac: str | None = None, **data) -> int | None:
+        """A sub-interface (kind macvlan or ipvlan) of the link `parent`, down,
+        in link group `group` (see add_bridge); data: its kind's settings
+        (macvlan_mode="bridge", ipvlan_mode=0). With netns_fd it is born in
+        that namespace (under a name that may be taken here) and its index is
+        not known here: None."""
+        spec = dict(ifname=name, kind=kind, link=parent, mtu=mtu, group=group, **data)
+        if mac is not None:
+            spec["address"] = mac
+        what = f"cannot create {kind} link {name} on {self._name_of(parent)}"
+        if netns_fd is None:
+            return self._new_link(what, **spec)
+        try:
+            self.ipr.link("add", net_ns_fd=netns_fd, **spec)
+        except NetlinkError as e:
+            raise _failed(what, e) from e
+        return None
+
+    def _name_of(self, index: int) -> str:
+        link = self._get_link(index=index)
+        return link.get("ifname") if link else f"link {index}"
+
+    @_guarded("cannot read a link")
+    def sub_link_view(self, name: str) -> dict | None:
+        """link_view of a macvlan or ipvlan link, with its mode as the kernel
+        reports it ("bridge", "private", ...; ipvlan: 0 l2, 1 l3, 2 l3s)."""
+        view = self.link_view(name)
+        if view is not None:
+            link = self._get_link(ifname=name)
+            view["mode"] = link.get(("linkinfo", "data", f"{view['kind']}_mode"))
+        return view
+
     @_guarded("cannot list links")
     def link_names(self) -> set[str]:
         return {link.get("ifname") for link in self.ipr.link("dump")}
 
+    def _name(self, index: int) -> str:
+        """A link's name for -v, as far as this handle has seen it (lo is index 1 everywhere)."""
+        return "lo" if index == 1 else self._names.get(index, f"link #{index}")
+
     @_guarded("cannot set a link's alias")
     def set_alias(self, index: int, alias: str) -> None:
         self.ipr.link("set", index=index, ifalias=alias)
+        verbose.changed(f"link {self._name(index)}{self._where}: alias {alias!r}")
 
     @_guarded("cannot set hairpin mode on a bridge port")
     def set_hairpin(self, index: int) -> None:
@@ -179,6 +228,7 @@ class Netlink:
     @_guarded("cannot bring a link up")
     def set_up(self, index: int) -> None:
         self.ipr.link("set", index=index, state="up")
+        verbose.changed(f"link {self._name(index)}{self._where} up")
 
     def delete_link(self, name: str) -> bool:
         """Delete a link; False if it was already gone (teardown is repeatable)."""
@@ -189,6 +239,7 @@ class Netlink:
             if e.code == errno.ENODEV:
                 return False
             raise _failed(f"cannot delete link {name}", e) from e
+        verbose.removed(f"link {name}{self._where}")
         return True
 
     @_guarded("cannot read a link")
@@ -236,6 +287,7 @@ class Netlink:
             self.ipr.addr("add", **spec)
         except NetlinkError as e:
             raise _failed(f"cannot add address {cidr}", e) from e
+        verbose.made(f"address {cidr} on {self._name(index)}{self._where}")
 
     def add_default_route(self, gateway: str) -> None:
         family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
@@ -246,6 +298,47 @@ class Netlink:
             if e.code == errno.EEXIST:
                 return  # the namespace has a default route of its own: keep it
             raise _failed(f"cannot add a default route via {gateway}", e) from e
+        verbose.made(f"route default via {gateway}{self._where}")
+
+    def add_route(self, dst: str, gateway: str) -> None:
+        """A route to subnet dst via gateway (one there already is fine)."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        try:
+            self.ipr.route("replace", family=family, dst=dst, gateway=gateway)
+        except NetlinkError as e:
+            raise _failed(f"cannot add a route to {dst} via {gateway}", e) from e
+        verbose.made(f"route {dst} via {gateway}{self._where}")
+
+    def delete_route(self, dst: str, gateway: str) -> None:
+        """Take the route to dst via gateway out; gone already is fine."""
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        try:
+            self.ipr.route("del", family=family, dst=dst, gateway=gateway)
+        except NetlinkError as e:
+            if e.code not in (errno.ESRCH, errno.ENOENT):
+                raise _failed(f"cannot delete the route to {dst} via {gateway}", e) from e
+            return
+        verbose.removed(f"route {dst} via {gateway}{self._where}")
+
+    def add_link_route(self, dst: str, index: int, source: str) -> None:
+        """A route to dst (a CIDR) straight out of link `index` (scope link), from
+        the address `source` of that link."""
+        family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+        try:
+            self.ipr.route("add", family=family, dst=dst, oif=index, prefsrc=source, scope=RT_SCOPE_LINK)
+        except NetlinkError as e:
+            raise _failed(f"cannot add a route to {dst}", e) from e
+
+    def add_default_route_via_link(self, index: int, family: int) -> None:
+        """A default route out of link `index` without a gateway (a link that
+        does no ARP: an ipvlan in l3 mode); kept when there is one already."""
+        try:
+            self.ipr.route("add", family=family, dst="::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
+                           oif=index, scope=RT_SCOPE_LINK)
+        except NetlinkError as e:
+            if e.code == errno.EEXIST:
+                return
+            raise _failed("cannot add a default route", e) from e
 
     def _routes(self):
         for family in (socket.AF_INET, socket.AF_INET6):

@@ -15,7 +15,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 
-from .. import faults
+from .. import faults, verbose
 from ..errors import Conflict, NotFound, OperationFailed
 
 NETNS_RUN_DIR = "/run/netns"
@@ -94,6 +94,7 @@ def create(name: str) -> None:
         raise OperationFailed(f"cannot create network namespace {name}: {e.strerror}") from e
     finally:
         os.close(own)
+    verbose.made(f"netns {name}")
 
 
 def bind(name: str, source: str) -> None:
@@ -104,6 +105,7 @@ def bind(name: str, source: str) -> None:
     except OSError as e:
         os.unlink(path)
         raise OperationFailed(f"cannot bind namespace {source} as {name}: {e.strerror}") from e
+    verbose.made(f"netns {name} (the namespace of {source})")
 
 
 def remove(name: str) -> None:
@@ -111,8 +113,11 @@ def remove(name: str) -> None:
     faults.checkpoint("netns-remove")
     path = path_of(name)
     _libc.umount2(path.encode(), MNT_DETACH)  # fails harmlessly if already unmounted
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        return
+    verbose.removed(f"netns {name}")
 
 
 def kind_of(path: str) -> str | None:

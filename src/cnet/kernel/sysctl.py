@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from .. import verbose
 from ..errors import OperationFailed
 
 
@@ -40,3 +41,4 @@ def write(key: str | tuple[str, ...], value: str) -> None:
             f.write(value)
     except OSError as e:
         raise OperationFailed(f"cannot set sysctl {_name(key)}={value}: {e.strerror}") from e
+    verbose.changed(f"sysctl {_name(key)}={value}")
