@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import errno
 
+from .. import verbose
+from ..bandwidth import format_rate, format_size
 from .netlink import _failed
 from .pyroute import NetlinkError
 
@@ -45,13 +47,7 @@ def _tc(nl, what: str, module: str, *args, **kwargs):
 def add_ifb(nl, name: str, mtu: int, group: int) -> int:
     """An ifb device, up, in link group `group` from its creation (see
     netlink.add_bridge); returns its index."""
-    try:
-        nl.ipr.link("add", ifname=name, kind="ifb", mtu=mtu, group=group)
-    except NetlinkError as e:
-        if e.code in (errno.EOPNOTSUPP, errno.ENOENT):
-            raise _failed(f"cannot create ifb device {name} (the kernel lacks the ifb module)", e) from e
-        raise _failed(f"cannot create ifb device {name}", e) from e
-    index = nl.link_index(name)
+    index = nl._new_link(f"cannot create ifb device {name}", ifname=name, kind="ifb", mtu=mtu, group=group)
     nl.set_up(index)
     return index
 
@@ -59,17 +55,20 @@ def add_ifb(nl, name: str, mtu: int, group: int) -> int:
 def shape_outgoing(nl, index: int, rate: int, burst: int) -> None:
     """A tbf qdisc at the root of link `index`: what leaves it, at most
     `rate` bit/s, in bursts of at most `burst` bytes."""
-    _tc(nl, f"cannot add a tbf qdisc to link {index}", "sch_tbf", "add", "tbf", index=index,
+    _tc(nl, f"cannot add a tbf qdisc to link {nl._name(index)}", "sch_tbf", "add", "tbf", index=index,
         handle=ROOT_HANDLE, rate=rate // 8, burst=burst, latency=LATENCY)
+    verbose.made(f"qdisc tbf rate {format_rate(rate)} burst {format_size(burst)} on link {nl._name(index)}{nl._where}")
 
 
 def redirect_incoming(nl, index: int, ifb_index: int) -> None:
     """What arrives on link `index` goes through the ifb at ifb_index first."""
-    _tc(nl, f"cannot add an ingress qdisc to link {index}", "sch_ingress", "add", "ingress", index=index)
-    _tc(nl, f"cannot redirect link {index} to its ifb", "cls_u32 and act_mirred", "add-filter", "u32",
+    link = nl._name(index)
+    _tc(nl, f"cannot add an ingress qdisc to link {link}", "sch_ingress", "add", "ingress", index=index)
+    _tc(nl, f"cannot redirect link {link} to its ifb", "cls_u32 and act_mirred", "add-filter", "u32",
         index=index, parent=INGRESS_PARENT, prio=1, protocol=ETH_P_ALL, keys=["0x0/0x0+0"],
         target=REDIRECT_CLASS,
         action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": ifb_index})
+    verbose.made(f"qdisc ingress on link {link}{nl._where}, u32 match-all redirect to {nl._name(ifb_index)}")
 
 
 def _delete(nl, what: str, **which) -> bool:
@@ -85,13 +84,21 @@ def _delete(nl, what: str, **which) -> bool:
 
 def remove_outgoing(nl, index: int) -> bool:
     """Back to the link's default root qdisc."""
-    return _delete(nl, f"cannot delete the tbf qdisc of link {index}", index=index, root=True)
+    link = nl._name(index)
+    if _delete(nl, f"cannot delete the tbf qdisc of link {link}", index=index, root=True):
+        verbose.removed(f"qdisc tbf on link {link}{nl._where}")
+        return True
+    return False
 
 
 def remove_incoming(nl, index: int) -> bool:
     """Remove the ingress qdisc, and its filter with it."""
-    return _delete(nl, f"cannot delete the ingress qdisc of link {index}", kind="ingress", index=index,
-                   handle=INGRESS_PARENT)
+    link = nl._name(index)
+    if _delete(nl, f"cannot delete the ingress qdisc of link {link}", kind="ingress", index=index,
+               handle=INGRESS_PARENT):
+        verbose.removed(f"qdisc ingress on link {link}{nl._where}")
+        return True
+    return False
 
 
 def buffer_ticks(rate: int, burst: int) -> int:
