@@ -15,7 +15,8 @@
 #
 # Run it in a throw-away test host, so the machine's own network is never
 # touched:  tools/testhost env PATH="$PWD/.venv/bin:$PATH" bash examples/bandwidth.sh
-# It needs iperf3 (`make system-deps` installs it). Each cnet command is
+# It needs iperf3 (`make system-deps` installs it), and checks the rates it
+# measures (tests/kernel/test_examples.py runs it). Each cnet command is
 # printed with what it shows.
 set -euo pipefail
 
@@ -32,17 +33,21 @@ fails() {
     echo "(exit code $rc)"
 }
 
-# One iperf3 run of a second between the host (server on the gateway) and web:
-# "into" the sandbox is iperf3 -R.
+# One iperf3 run of a second between the host (server on the gateway) and web
+# ("into" the sandbox is iperf3 -R), checked: within 20 % of the limit in
+# Mbit/s, or more than 1 Gbit/s for "none".
 measure() {
-    local what=$1 reverse=""
+    local what=$1 limit=$2 reverse=""
     [ "$what" = into ] && reverse=-R
     timeout 15 iperf3 -s -1 -B 10.89.0.1 >/dev/null 2>&1 &
     for _ in $(seq 100); do [ -n "$(ss -Htln 'sport = :5201')" ] && break; sleep 0.05; done
     ip netns exec web iperf3 -c 10.89.0.1 -t 1 -J $reverse | python3 -c '
 import json, sys
-bps = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]
-print(f"{sys.argv[1]} web: {bps / 1e6:.1f} Mbit/s")' "$what"
+what, limit = sys.argv[1], sys.argv[2]
+mbit = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6
+print(f"{what} web: {mbit:.1f} Mbit/s (limit {limit})")
+if (limit == "none" and mbit < 1000) or (limit != "none" and abs(mbit - float(limit)) > 0.2 * float(limit)):
+    sys.exit("that is not the limit")' "$what" "$limit"
     wait
 }
 
@@ -55,12 +60,12 @@ run cnet inspect web
 host=$(cnet ls endpoints --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["host_ifname"])')
 run tc qdisc show dev "$host"
 run tc qdisc show dev "cb${host#cn}"
-measure into
-measure "out of"
+measure into 20
+measure "out of" 5
 
 # Change a live endpoint: the direction given is replaced, the other kept.
 run cnet limit web shop0 --egress-rate 50mbit --egress-burst 64kb
-measure "out of"
+measure "out of" 50
 
 # Bad values: exit 2, nothing changed.
 fails cnet limit web shop0 --ingress-rate fast
@@ -74,7 +79,7 @@ run cnet restore
 run cnet check
 
 run cnet limit web shop0 --clear
-measure into
+measure into none
 
 run cnet delete ns web
 run cnet delete bridge shop0
