@@ -5,8 +5,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
-APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
+SYSTEM_TOOLS := ip tc nft iptables ping sysctl conntrack unshare nsenter iperf3
+APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux iperf3
 # The CNI runtimes tests/kernel/test_cni.py drives (podman and containerd with runc, and busybox
 # for their containers' root file system); their tests are skipped, with the reason, if apt cannot install them.
 CNI_TEST_TOOLS := podman runc conmon containerd ctr busybox
@@ -64,7 +64,7 @@ demo: system-deps venv
 
 # Benchmarks print Markdown tables and write bench/results/; see bench/README.md.
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
-BENCHES := startup state_io kernel_access attach lifecycle datapath peers
+BENCHES := startup state_io kernel_access attach lifecycle datapath peers shaping
 
 # compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
 $(VENV)/.bench-deps: pyproject.toml | venv

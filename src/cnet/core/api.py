@@ -1,6 +1,7 @@
 """`Cnet`: the public Python API of cnet, one transaction per operation (see base.py)."""
 
 from .lifecycle import LifecycleOps
+from .limit_ops import LimitOps
 from .network_ops import NetworkOps
 from .port_ops import PortOps
 from .read_ops import ReadOps
@@ -8,7 +9,7 @@ from .router_ops import RouterOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps, RouterOps, PortOps, ReadOps, LifecycleOps):
+class Cnet(NetworkOps, SandboxOps, LimitOps, RouterOps, PortOps, ReadOps, LifecycleOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""
 
     def explain(self, ns: str | None, port: str) -> list:
