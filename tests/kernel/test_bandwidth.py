@@ -287,3 +287,11 @@ def test_the_sandbox_side_helper_for_drivers_without_a_host_side(host):
     assert problems == ["missing tbf qdisc (10mbit) on link eth0", "missing ifb device cb-eth0 (shaping what "
                         "arrives on link eth0)"]
     assert proc.wait(timeout=10) == 0
+
+
+def test_create_ns_with_a_network_takes_limits_too(net):
+    host = net
+    ok(host.cnet("create", "ns", "b", "--network", "br0", "--ingress-rate", "10mbit", "--egress-rate", "5mbit"))
+    assert shaping(host, host_link("b")) == {"ingress": 10e6, "egress": 5e6, "redirect": True}
+    r = host.cnet("create", "ns", "c", "--ingress-rate", "10mbit")
+    assert r.returncode == 2 and "need --network" in r.stderr and "c" not in ok(host.cnet("ls", "ns", "-q")).split()

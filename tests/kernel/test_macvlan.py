@@ -214,3 +214,26 @@ def test_the_lan_reaches_ipvlan_sandboxes_directly(lan, mode):
     ok(host.cnet("delete", "network", "lan", "--force"))
     assert parent_as_it_is(host) == before
 
+
+
+def test_limits_shape_the_sandboxs_own_interface(lan):
+    """No host side: the tbf sits on the sandbox's eth0 (egress) and an ifb inside shapes ingress."""
+    host, _ = lan
+    ok(host.cnet("create", "macvlan", "mv0", "--parent", "lan0", "--subnet", "192.168.50.0/24",
+                 "--gateway", "192.168.50.1"))
+    sandbox(host, "a", "mv0", "--egress-rate", "20mbit", "--ingress-rate", "30mbit")
+    qdiscs = {q["kind"]: q for q in json.loads(inside(host, "a", "tc", "-j", "qdisc", "show", "dev", "eth0"))}
+    assert qdiscs["tbf"]["options"]["rate"] * 8 == 20e6 and "ingress" in qdiscs
+    ifb = {q["kind"]: q for q in json.loads(inside(host, "a", "tc", "-j", "qdisc", "show", "dev", "cb-eth0"))}
+    assert ifb["tbf"]["options"]["rate"] * 8 == 30e6
+    ok(host.cnet("limit", "a", "mv0", "--egress-rate", "10mbit"))
+    qdiscs = {q["kind"]: q for q in json.loads(inside(host, "a", "tc", "-j", "qdisc", "show", "dev", "eth0"))}
+    assert qdiscs["tbf"]["options"]["rate"] * 8 == 10e6
+    assert host.cnet("check", "--deep").returncode == 0
+    host.run(["ip", "netns", "exec", "a", "tc", "qdisc", "del", "dev", "eth0", "root"], check=True)
+    deep = host.cnet("check", "--deep")
+    assert deep.returncode == 5 and "missing tbf qdisc" in deep.stdout
+    ok(host.cnet("restore"))
+    assert host.cnet("check", "--deep").returncode == 0
+    ok(host.cnet("detach", "a", "mv0"))
+    assert "cb-eth0" not in inside(host, "a", "ip", "-o", "link")

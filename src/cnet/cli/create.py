@@ -2,6 +2,7 @@
 
 import click
 
+from .limit import limit_options
 from .output import print_mappings
 
 
@@ -112,8 +113,9 @@ def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Address on --network (one per subnet).")
 @click.option("--publish", "-p", "publish", multiple=True, metavar="SPEC",
               help="Publish a port on --network at once, as `cnet publish` does.")
+@limit_options
 @click.pass_obj
-def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish):
+def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish, **limits):
     """Create a sandbox: a named network namespace (`ip netns` sees it).
 
     \b
@@ -124,7 +126,7 @@ def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, 
     """
     _, endpoint, mappings = obj.api.create_ns(
         name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns, add_hosts=add_hosts,
-        hostname=hostname, network=network, ips=ips, publish=publish)
+        hostname=hostname, network=network, ips=ips, publish=publish, limits=limits)
     if endpoint is not None:
         for address in endpoint.addresses:
             click.echo(address)

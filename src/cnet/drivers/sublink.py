@@ -24,7 +24,7 @@ from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound, OperationFailed
 from ..model import Endpoint, Network, State
 from ..names import check_ifname
-from .base import NO_FIREWALL, add_default_routes
+from .base import NO_FIREWALL, add_default_routes, reshape_endpoint, shape_endpoint, survey_limits, unshape_endpoint
 
 DRIVERS = ("macvlan", "ipvlan")  # the drivers whose networks have a parent
 
@@ -159,7 +159,18 @@ class SubLinkDriver:
         faults.checkpoint("attach-addresses")
         if default_route:
             self.add_default_routes(net, inside, index)
+        # no host side: the limits shape the sandbox's own interface (base.shape_endpoint)
+        shape_endpoint(inside, ep.ifname, index, ep.limits, mtu=net.mtu, group=kernel.owner.group,
+                       tag=kernel.owner.endpoint_tag(ep.sandbox, ep.network), undo=undo, host_side=False)
         inside.set_alias(index, kernel.owner.endpoint_tag(ep.sandbox, ep.network))  # last: complete
+
+    def limit(self, net: Network, old: Endpoint, new: Endpoint, kernel, undo) -> None:
+        """From the limits of old to those of new, on the live endpoint, inside its sandbox."""
+        from ..kernel import netns
+
+        reshape_endpoint(kernel.inside(netns.path_of(new.sandbox)), new.ifname, old.limits, new.limits,
+                         mtu=net.mtu, group=kernel.owner.group, tag=kernel.owner.endpoint_tag(new.sandbox, new.network),
+                         undo=undo, host_side=False)
 
     def add_default_routes(self, net: Network, inside, index: int) -> None:
         add_default_routes(net, inside)
@@ -176,6 +187,8 @@ class SubLinkDriver:
         view = inside.link_view(ep.ifname)
         if view is not None and self._ours(view, ep, kernel.owner):
             inside.delete_link(ep.ifname)
+            if ep.limits is not None:
+                unshape_endpoint(inside, ep.ifname, None, kernel.owner.group)  # the ifb that shaped it
 
     @staticmethod
     def _ours(view: dict, ep: Endpoint, owner) -> bool:
@@ -224,6 +237,14 @@ class SubLinkDriver:
                      if a not in view["addresses"]]
         if not view["up"]:
             problems.append(f"link {ep.ifname} in the sandbox is down")
+        if ep.limits is not None and not problems:  # the sandbox's own qdiscs are its business otherwise
+            def alias(name):
+                seen = inside.link_view(name)
+                return None if seen is None else seen["alias"] or ""
+
+            index = inside.link_index(ep.ifname)
+            problems += survey_limits(inside, ep.ifname, index, ep.limits, tag=kernel.owner.endpoint_tag(
+                ep.sandbox, ep.network), link_alias=alias, host_side=False)
         return problems
 
     def repair_endpoint(self, net: Network, ep: Endpoint, sandbox_path: str, kernel, undo,
@@ -235,6 +256,7 @@ class SubLinkDriver:
             if not self._ours(view, ep, kernel.owner):
                 raise Conflict(f"the sandbox already has a link {ep.ifname} that is not cnet's endpoint on {net.name}")
             inside.delete_link(ep.ifname)
+        unshape_endpoint(inside, ep.ifname, None, kernel.owner.group)  # an ifb left of its shaping
         self.attach(net, ep, sandbox_path, kernel, undo, default_route)
 
     # -- the interface, as module functions ------------------------------------------
@@ -242,5 +264,5 @@ class SubLinkDriver:
     def interface(self) -> dict:
         """The driver interface's functions, for the driver module's globals()."""
         names = ("validate", "firewall", "check_in_state", "create", "delete", "inspect", "plan_endpoint", "attach",
-                 "detach", "links", "survey_network", "repair_network", "survey_endpoint", "repair_endpoint")
+                 "limit", "detach", "links", "survey_network", "repair_network", "survey_endpoint", "repair_endpoint")
         return {name: getattr(self, name) for name in names}
