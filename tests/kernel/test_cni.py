@@ -86,13 +86,20 @@ def test_add_check_del_with_traffic_and_a_published_port(net):
     # the first ADD makes the network from the entry's subnet
     first = add(host, PODMAN_ID, one, subnet="10.77.0.0/24")
     links_before = host_links(host) - {first["interfaces"][0]["name"]}
-    second = add(host, "default-srv", two, capabilities={"portMappings": True, "ips": True, "mac": True},
+    second = add(host, "default-srv", two,
+                 capabilities={"portMappings": True, "ips": True, "mac": True, "bandwidth": True},
                  runtimeConfig={"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
-                                "ips": ["10.77.0.50/24"], "mac": "02:42:0a:4d:00:32"})
+                                "ips": ["10.77.0.50/24"], "mac": "02:42:0a:4d:00:32",
+                                "bandwidth": {"ingressRate": 20_000_000, "ingressBurst": 262144,
+                                              "egressRate": 10_000_000}})
     assert second["ips"][0]["address"] == "10.77.0.50/24"
     assert second["interfaces"][1]["mac"] == "02:42:0a:4d:00:32"
     assert host.run(["ip", "netns", "exec", "rt-two", "cat", "/sys/class/net/eth0/address"]).stdout == (
         "02:42:0a:4d:00:32\n")
+    # the bandwidth capability: bit/s and bits, as the CNI bandwidth plugin reads it
+    shaped = next(e for e in json.loads(ok(host.cnet("ls", "endpoints", "--json"))) if e["sandbox"] == "default-srv")
+    assert shaped["limits"]["ingress_rate"] == 20_000_000 and shaped["limits"]["ingress_burst"] == 32768
+    assert shaped["limits"]["egress_rate"] == 10_000_000
     # the result as spec 1.0 writes it, and the kernel's view of it
     assert first["cniVersion"] == "1.0.0"
     host_if, inside = first["interfaces"]

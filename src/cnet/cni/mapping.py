@@ -67,6 +67,7 @@ class Attachment:
     mac: str | None = None
     publish: tuple[str, ...] = ()  # `cnet publish` specs
     hostname: str | None = None  # the engine's name of the container, where it gives one
+    limits: dict | None = None  # `cnet attach`'s limit options (ingress_rate=...), from the bandwidth capability
 
 
 def plugin_config(config: dict) -> PluginConfig:
@@ -149,9 +150,7 @@ def attachment(config: dict, args: dict[str, str]) -> Attachment:
     declared = {k for k, on in (config.get("capabilities") or {}).items() if on}
     if declared:
         runtime = {k: v for k, v in runtime.items() if k in declared}
-    if runtime.get("bandwidth"):
-        # The attach API has no limits yet (`cnet limit` comes with the bandwidth work).
-        raise CniError(UNSUPPORTED_FIELD, "the bandwidth capability is not supported by this cnet yet")
+    limits = _limits(runtime.get("bandwidth"))
     ips = [_address(text, "runtimeConfig.ips") for text in _list(runtime, "ips")]
     if "IP" in args:
         ips += [_address(text, "CNI_ARGS IP") for text in args["IP"].split(",") if text]
@@ -159,7 +158,28 @@ def attachment(config: dict, args: dict[str, str]) -> Attachment:
     if mac is not None and not isinstance(mac, str):
         raise CniError(INVALID_CONFIG, "runtimeConfig.mac must be a string")
     publish = tuple(_port_spec(m) for m in _list(runtime, "portMappings"))
-    return Attachment(ips=tuple(ips), mac=mac, publish=publish, hostname=_hostname(args.get("K8S_POD_NAME", "")))
+    return Attachment(ips=tuple(ips), mac=mac, publish=publish, hostname=_hostname(args.get("K8S_POD_NAME", "")),
+                      limits=limits)
+
+
+def _limits(bandwidth) -> dict | None:
+    """The bandwidth capability as the CNI bandwidth plugin reads it (rates in
+    bit/s, bursts in bits) -> `cnet attach`'s options (a bare rate is bit/s,
+    a bare size bytes). cnet checks the values as for its own options."""
+    if not bandwidth:
+        return None
+    if not isinstance(bandwidth, dict):
+        raise CniError(INVALID_CONFIG, "runtimeConfig.bandwidth must be an object")
+    limits = {}
+    for key, option, scale in (("ingressRate", "ingress_rate", 1), ("egressRate", "egress_rate", 1),
+                               ("ingressBurst", "ingress_burst", 8), ("egressBurst", "egress_burst", 8)):
+        value = bandwidth.get(key)
+        if value in (None, 0):
+            continue
+        if type(value) is not int or value < 0:
+            raise CniError(INVALID_CONFIG, f"runtimeConfig.bandwidth.{key} {value!r} is not a positive integer")
+        limits[option] = str(max(1, value // scale))
+    return limits or None
 
 
 def _list(runtime: dict, key: str) -> list:

@@ -62,7 +62,8 @@ class Plugin:
             if existing is None:
                 _, ep, mappings = self.api.create_ns(
                     self.sandbox, netns_path=req.netns, hostname=wanted.hostname, network=self.conf.network,
-                    ips=wanted.ips, mac=wanted.mac, ifname=req.ifname, publish=wanted.publish)
+                    ips=wanted.ips, mac=wanted.mac, ifname=req.ifname, publish=wanted.publish,
+                    limits=wanted.limits)
             else:
                 ep, mappings = self._attach_more(existing, wanted)
         except BaseException:
@@ -93,7 +94,7 @@ class Plugin:
                            f"container {self.request.container_id} is in sandbox {self.sandbox} with another"
                            f" network namespace ({sandbox.target})", "DEL its other attachments first")
         ep = self.api.attach(self.sandbox, self.conf.network, ips=wanted.ips, mac=wanted.mac,
-                             ifname=self.request.ifname)
+                             ifname=self.request.ifname, limits=wanted.limits)
         mappings = []
         try:
             for spec in wanted.publish:
