@@ -46,13 +46,21 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
     click.echo(name)
 
 
+def _lan_options(command):
+    """--parent, --subnet and --gateway of the networks on a parent's LAN (macvlan, ipvlan)."""
+    command = click.option("--gateway", "gateways", multiple=True, metavar="IP",
+                           help="The LAN's router on the n-th subnet (default: its first host address);"
+                                " never handed out.")(command)
+    command = click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+                           help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of"
+                                " the address pools.")(command)
+    return click.option("--parent", required=True, metavar="IFACE",
+                        help="The host link whose LAN the network is on.")(command)
+
+
 @create.command("macvlan")
 @click.argument("name")
-@click.option("--parent", required=True, metavar="IFACE", help="The host link whose LAN the network is on.")
-@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
-              help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of the address pools.")
-@click.option("--gateway", "gateways", multiple=True, metavar="IP",
-              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@_lan_options
 @click.option("--ip-range", metavar="CIDR", help="Hand out endpoint addresses from this part of the subnet only.")
 @click.option("--mode", type=click.Choice(["bridge", "private", "vepa", "passthru"]), default="bridge",
               show_default=True, help="The kernel's macvlan mode (private: sandboxes do not reach each other;"
@@ -79,11 +87,7 @@ def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, ho
 
 @create.command("ipvlan")
 @click.argument("name")
-@click.option("--parent", required=True, metavar="IFACE", help="The host link whose LAN the network is on.")
-@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
-              help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of the address pools.")
-@click.option("--gateway", "gateways", multiple=True, metavar="IP",
-              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@_lan_options
 @click.option("--mode", type=click.Choice(["l2", "l3", "l3s"]), default="l2", show_default=True,
               help="The kernel's ipvlan mode.")
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
