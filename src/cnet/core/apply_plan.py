@@ -66,7 +66,9 @@ class _Planner:
     def __init__(self, state: State, topo: Topology, config: Config, prune: bool):
         self.state, self.topo, self.config, self.prune = state, topo, config, prune
         self.phases: dict[str, list[Step]] = {p: [] for p in PHASES}
-        self.lines: dict[str, list[str]] = {"network": [], "sandbox": [], "router": [], "delete": []}
+        # deletes last, from the leaves in, as they run
+        self.lines: dict[str, list[str]] = {g: [] for g in ("network", "sandbox", "router", "delete router",
+                                                            "delete sandbox", "delete network")}
 
     def step(self, phase: str, what: str, method: str, *args, **kwargs) -> None:
         self.phases[phase].append(Step(what, method, args, kwargs))
@@ -79,8 +81,7 @@ class _Planner:
         self._routers(replaced_networks)
         self._sandboxes(replaced_networks)
         steps = [s for p in PHASES for s in self.phases[p]]
-        return Plan(self.lines["network"] + self.lines["sandbox"] + self.lines["router"] + self.lines["delete"],
-                    steps)
+        return Plan([line for group in self.lines.values() for line in group], steps)
 
     # -- networks --------------------------------------------------------------
 
@@ -102,7 +103,7 @@ class _Planner:
                 gone[name] = f"network {name} is replaced"
         for name in self.state.networks.keys() - self.topo.networks.keys():
             if self.prune:
-                self.line("delete", f"- delete network {name}")
+                self.line("delete network", f"- delete network {name}")
                 self.step("delete network", f"network {name}", "delete_network", name)
                 gone[name] = f"network {name} is deleted"
         return gone
@@ -138,7 +139,7 @@ class _Planner:
         for name in sorted(existing - topo.routers.keys() - topo.sandboxes.keys()):
             on = [e.network for e in router_plans.networks_of(state, name)]
             if self.prune:
-                self.line("delete", f"- delete router {name}")
+                self.line("delete router", f"- delete router {name}")
                 self.step("delete router", f"router {name}", "delete_router", name)
             elif any(n in gone_networks for n in on):
                 self._left_on(f"router {name}", [gone_networks[n] for n in on if n in gone_networks][0])
@@ -202,7 +203,7 @@ class _Planner:
             else:
                 self.step("delete router", f"router {name}", "delete_router", name)
         for name in sorted(deleted):
-            self.line("delete", f"- delete sandbox {name}")
+            self.line("delete sandbox", f"- delete sandbox {name}")
         for name in sorted(state.sandboxes.keys() - topo.sandboxes.keys() - topo.routers.keys() - set(deleted)):
             if state.sandboxes[name].mode == router_plans.MODE:
                 continue  # a router: _routers saw to it
@@ -295,16 +296,18 @@ class _Planner:
 
 # -- comparing -----------------------------------------------------------------
 
+def _shown(value) -> str:
+    """A key's value as a plan line shows it."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def _changes(have: dict, want: dict) -> str:
     """What differs between two sets of file keys: "subnet 10.1.0.0/24 -> 10.2.0.0/24, no-icc true -> unset"."""
-    def shown(value) -> str:
-        if value is None:
-            return "unset"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-    return ", ".join(f"{k} {shown(have.get(k))} -> {shown(want.get(k))}" for k in [*have, *(want.keys() - have.keys())]
+    return ", ".join(f"{k} {_shown(have.get(k))} -> {_shown(want.get(k))}" for k in [*have, *(want.keys() - have.keys())]
                      if _normal(have.get(k)) != _normal(want.get(k)))
 
 
@@ -320,7 +323,7 @@ def _normal(value):
 
 
 def _endpoint_changes(ep: Endpoint, wanted: WantedEndpoint) -> str:
-    return ", ".join(f"{key} {ENDPOINT_KEYS[key].value_of(ep) or ep.ifname} -> {value}"
+    return ", ".join(f"{key} {_shown(ENDPOINT_KEYS[key].value_of(ep) or ep.ifname)} -> {_shown(value)}"
                      for key, value in wanted.keys.items() if not ENDPOINT_KEYS[key].holds(ep, value))
 
 

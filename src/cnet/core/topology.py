@@ -492,9 +492,11 @@ def export(state: State, config: Config | None = None) -> dict:
             elif specs:
                 keys["publish"] = specs
             on_network[e.network] = settings
-        if on_network:
-            keys["networks"] = on_network
-        doc["sandboxes"][sb.name] = keys
+        own = {k: v for k, v in keys.items() if k != "publish"}
+        mode = {k: v for k, v in own.items() if k in MODE_KEYS}
+        rest = {k: v for k, v in own.items() if k not in MODE_KEYS}
+        doc["sandboxes"][sb.name] = {**mode, **({"networks": on_network} if on_network else {}),
+                                     **({"publish": keys["publish"]} if "publish" in keys else {}), **rest}
     return {k: v for k, v in doc.items() if v or k == "version"}
 
 
