@@ -84,11 +84,10 @@ def test_ports_change_in_place():
     assert p.lines == ["~ change sandbox web: publish 9090:90/udp"]
     assert methods(p) == ["publish port web 9090:90/udp"]
     p = replan(fake, LAB.replace('publish: ["8080:80"]', 'publish: ["8081:80"]'))
-    assert p.lines == ["~ change sandbox web: publish 8081:80; unpublish 0.0.0.0:8080:80/tcp;"
-                       " unpublish 0.0.0.0:9090:90/udp"]
+    assert p.lines == ["~ change sandbox web: publish 8081:80; unpublish 8080:80; unpublish 9090:90/udp"]
     # unpublishing comes first: a port may move from one sandbox to another
-    assert methods(p) == ["unpublish port web 0.0.0.0:8080:80/tcp", "unpublish port web 0.0.0.0:9090:90/udp",
-                          "publish port web 8081:80"]
+    assert methods(p) == ["unpublish port web 8080:80", "unpublish port web 9090:90/udp", "publish port web 8081:80"]
+    assert [s.args for s in p.steps][:2] == [("web", "0.0.0.0:8080:80/tcp"), ("web", "0.0.0.0:9090:90/udp")]
 
 
 def test_a_port_without_host_port_is_satisfied_by_the_one_picked():

@@ -29,7 +29,7 @@ from . import networks as network_plans
 from . import ports as port_plans
 from . import routers as router_plans
 from .topology import (ENDPOINT_KEYS, Topology, WantedEndpoint, WantedNetwork, WantedRouter, WantedSandbox,
-                       network_keys, sandbox_keys)
+                       families_of, network_keys, port_specs, sandbox_keys)
 
 
 @dataclass(frozen=True)
@@ -286,11 +286,13 @@ class _Planner:
                 continue
             changes.append(f"publish {text}" + (f" on {network}" if network else ""))
             self.step("publish", f"port {name} {text}", "publish", name, text, network=network)
-        for i, p in enumerate(there):
-            if i not in used:
-                text = _mapping_spec(p)
+        for ep in kept:
+            unused = [p for i, p in enumerate(there) if i not in used and p.network == ep.network]
+            for text, group in port_specs(unused, families_of(ep)):
                 changes.append(f"unpublish {text}")
-                self.step("unpublish", f"port {name} {text}", "unpublish", name, text)
+                # each mapping named exactly: another one of that port may be wanted still
+                for p in group:
+                    self.step("unpublish", f"port {name} {text}", "unpublish", name, _mapping_spec(p))
         return changes
 
 

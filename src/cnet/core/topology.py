@@ -486,7 +486,8 @@ def export(state: State, config: Config | None = None) -> dict:
                 value = spec.value_of(e)
                 if value is not None:
                     settings[key] = (value[0] if len(value) == 1 else list(value)) if isinstance(value, tuple) else value
-            specs = _port_specs(state, e)
+            specs = [spec for spec, _ in port_specs([p for p in state.ports if p.sandbox == e.sandbox
+                                                     and p.network == e.network], families_of(e))]
             if specs and e.network != default:
                 settings["publish"] = specs
             elif specs:
@@ -547,26 +548,30 @@ def _default_publish_network(state: State, owner: str) -> str | None:
         return None
 
 
-def _port_specs(state: State, ep: Endpoint) -> list[str]:
-    """The port specs that publish what an endpoint has: one without a host
-    address where its mappings cover every family of the endpoint on the
+def port_specs(mappings, families: set[int]) -> list[tuple[str, list]]:
+    """The port specs that publish these mappings (of one endpoint, whose
+    address families are families), each with the mappings it stands for:
+    one without a host address where they cover every family on the
     wildcard addresses, one per host address otherwise."""
-    families = {6 if ":" in a else 4 for a in ep.addresses}
     groups: dict = {}
-    for p in state.ports:
-        if p.sandbox == ep.sandbox and p.network == ep.network:
-            groups.setdefault((p.protocol, p.host_port, p.port, p.count), set()).add(p.host_ip)
+    for p in mappings:
+        groups.setdefault((p.protocol, p.host_port, p.port, p.count), []).append(p)
     specs = []
-    for (protocol, host_port, port, count), host_ips in groups.items():
+    for (protocol, host_port, port, count), group in groups.items():
         def ports(first: int) -> str:
             return f"{first}-{first + count - 1}" if count > 1 else str(first)
 
         tail = f"{ports(host_port)}:{ports(port)}" + ("" if protocol == "tcp" else f"/{protocol}")
-        if host_ips == {port_plans.ANY[f] for f in families}:
-            specs.append(tail)
+        if {p.host_ip for p in group} == {port_plans.ANY[f] for f in families}:
+            specs.append((tail, group))
         else:
-            specs += [f"[{ip}]:{tail}" if ":" in ip else f"{ip}:{tail}" for ip in sorted(host_ips)]
+            specs += [(f"[{p.host_ip}]:{tail}" if ":" in p.host_ip else f"{p.host_ip}:{tail}", [p])
+                      for p in sorted(group, key=lambda p: p.host_ip)]
     return specs
+
+
+def families_of(ep: Endpoint) -> set[int]:
+    return {6 if ":" in a else 4 for a in ep.addresses}
 
 
 def dump(doc: dict) -> str:
