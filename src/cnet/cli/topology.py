@@ -57,7 +57,8 @@ class _Counter:
 
     def step(self, number: int, total: int, step) -> None:
         if self.on:
-            click.echo(f"\r\033[K[{number}/{total}] {step.method.replace('_', ' ')} {step.what}", err=True, nl=False)
+            verb = step.method.partition("_")[0]  # create_network: create, attach: attach
+            click.echo(f"\r\033[K[{number}/{total}] {verb} {step.what}", err=True, nl=False)
             self.shown = True
 
     def end(self) -> None:

@@ -592,11 +592,13 @@ def dot(topo: Topology) -> str:
     def node(kind: str, name: str) -> str:
         return quoted(f"{kind}:{name}")
 
-    lines = ["digraph cnet {", "  rankdir=LR;", '  node [fontname="sans-serif", fontsize=10];',
+    lines = ["digraph cnet {", '  rankdir=LR; fontname="sans-serif";', '  node [fontname="sans-serif", fontsize=10];',
              '  edge [fontname="sans-serif", fontsize=9, dir=none];']
     home = {name: sb.endpoints[0].network for name, sb in topo.sandboxes.items() if sb.endpoints}
     for net in topo.networks.values():
         subnets = " ".join(net.request["subnets"]) or "subnet from the pools"
+        flags = ["internal"] * bool(net.request.get("internal")) + sorted(net.request.get("options") or {})
+        subnets += f" ({', '.join(flags)})" if flags else ""
         lines += [f"  subgraph {quoted('cluster_' + net.name)} {{", f"    label={quoted(net.name)};",
                   f"    {node('net', net.name)} [shape=box, style=filled, fillcolor=lightblue,"
                   f" label={quoted(net.name + chr(10) + net.driver + ' ' + subnets)}];"]
