@@ -131,7 +131,8 @@ def test_prune_deletes_what_the_file_does_not_name(lab):
     (LAB.replace("{back: {ip: 10.2.0.10}}", "{side: {}}"), 10, "network side is not declared under networks"),
     (LAB.replace("ip: 10.2.0.10", "ip: 10.7.0.10"), 10, "10.7.0.10 is outside the subnet(s) 10.2.0.0/24"),
     (LAB.replace("publish: [\"8081:81\"]", "publsh: [\"8081:81\"]"), 11, "sandboxes.b.publsh: unknown key"),
-    (LAB.replace("{subnet: 10.2.0.0/24}", "{subnet: 10.2.0.0/24, mtu: lots}"), 4, "networks.back.mtu: must be an integer"),
+    (LAB.replace("{subnet: 10.2.0.0/24}", "{subnet: 10.2.0.0/24, mtu: lots}"), 4,
+     "networks.back.mtu: must be an integer"),
 ])
 def test_a_bad_file_changes_nothing_and_names_the_line(lab, text, line, message):
     host = lab

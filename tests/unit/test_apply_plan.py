@@ -115,7 +115,8 @@ def test_attachments_change_in_place_and_a_changed_address_is_attached_again():
 def test_a_port_on_an_endpoint_attached_again_is_published_again():
     fake = applied()
     was = next(e.mac for e in fake.state.endpoints if (e.sandbox, e.network) == ("web", "front"))
-    text = LAB.replace("{front: {ip: 10.1.0.10}, back: {}}", "{back: {}, front: {ip: 10.1.0.10, mac: 02:00:00:00:00:01}}")
+    text = LAB.replace("{front: {ip: 10.1.0.10}, back: {}}",
+                       "{back: {}, front: {ip: 10.1.0.10, mac: 02:00:00:00:00:01}}")
     p = replan(fake, text)
     assert p.lines == [f"~ change sandbox web: attach front again (mac {was} -> 02:00:00:00:00:01); publish 8080:80"]
     assert methods(p) == ["detach endpoint web/front", "attach endpoint web/front", "publish port web 8080:80"]
@@ -128,7 +129,8 @@ def test_a_subnet_change_replaces_the_network_and_what_stands_on_it():
     assert p.lines[0] == "-/+ replace network back: subnet 10.2.0.0/24, fd00:2::/64 -> 10.3.0.0/24, fd00:2::/64"
     assert any(line.startswith("-/+ replace router r1: address on back 10.2.0.254/24, fd00:2::") for line in p.lines)
     assert "-/+ replace sandbox db: dns 10.2.0.53 -> 10.3.0.53" in p.lines
-    assert any(line.startswith("~ change sandbox web: attach back again (network back is replaced)") for line in p.lines)
+    assert any(line.startswith("~ change sandbox web: attach back again (network back is replaced)")
+               for line in p.lines)
     order = [PHASES.index(_phase(s)) for s in p.steps]
     assert order == sorted(order)  # deletes from the leaves in, then creations from the roots out
     calls = methods(p)
@@ -205,7 +207,8 @@ def test_a_router_whose_networks_change_is_replaced_and_a_sandbox_may_become_a_r
     text = LAB.replace("networks:\n  front", "networks:\n  third: {subnet: 10.4.0.0/24}\n  front")
     p = replan(fake, text.replace('r1: {networks: [front, "back:10.2.0.254"]}', "r1: {networks: [front, back, third]}"))
     assert p.lines[-1] == "-/+ replace router r1: networks back, front -> back, front, third"
-    p = replan(fake, LAB.replace("routers:\n  r1", "routers:\n  db").replace("  db: {networks: [back], dns: [10.2.0.53]}\n", "")
+    p = replan(fake, LAB.replace("routers:\n  r1", "routers:\n  db")
+               .replace("  db: {networks: [back], dns: [10.2.0.53]}\n", "")
                .replace('"back:10.2.0.254"', "back"), prune=True)
     assert "-/+ replace router db: sandbox db becomes a router" in p.lines
     assert "- delete router r1" in p.lines

@@ -208,3 +208,12 @@ def test_the_picture_groups_sandboxes_by_network_and_shows_ports_and_routers():
     assert '"router:r1" -> "net:back" [label="10.31.0.254"];' in dot
     assert '"sb:side" -> "sb:web" [style=dotted, label="joins"];' in dot
     assert '"sb:shell" [shape=ellipse, label="shell (host)"];' in dot
+
+
+def test_an_attachment_option_is_one_table_entry(monkeypatch):
+    rate = topology.EndpointKey(topology.STR, "limits.ingress_rate", lambda ep, v: True, lambda ep: None)
+    monkeypatch.setitem(topology.ENDPOINT_KEYS, "ingress-rate", rate)
+    topo = load("networks: {a: {}}\nsandboxes:\n  s: {networks: {a: {ingress-rate: 100mbit, ip: 10.0.0.5}}}\n"
+                .replace("{a: {}}", "{a: {subnet: 10.0.0.0/24}}"))
+    assert topo.sandboxes["s"].endpoints[0].attach_arguments() == {"limits": {"ingress_rate": "100mbit"},
+                                                                   "ips": ("10.0.0.5",)}

@@ -196,7 +196,7 @@ class _Planner:
         deleted = [n for n, sb in state.sandboxes.items()
                    if sb.mode != router_plans.MODE and n not in topo.sandboxes and n not in topo.routers
                    and self.prune]
-        for name in sorted(set(deleted) | remade.keys() & state.sandboxes.keys(),
+        for name in sorted(set(deleted) | remade.keys(),
                            key=lambda n: (state.sandboxes[n].mode != "joined", n)):
             if state.sandboxes[name].mode != router_plans.MODE:
                 self.step("delete sandbox", f"sandbox {name}", "delete_ns", name)
@@ -309,7 +309,8 @@ def _shown(value) -> str:
 
 def _changes(have: dict, want: dict) -> str:
     """What differs between two sets of file keys: "subnet 10.1.0.0/24 -> 10.2.0.0/24, no-icc true -> unset"."""
-    return ", ".join(f"{k} {_shown(have.get(k))} -> {_shown(want.get(k))}" for k in [*have, *(want.keys() - have.keys())]
+    keys = [*have, *(k for k in want if k not in have)]
+    return ", ".join(f"{k} {_shown(have.get(k))} -> {_shown(want.get(k))}" for k in keys
                      if _normal(have.get(k)) != _normal(want.get(k)))
 
 

@@ -101,7 +101,7 @@ class EndpointKey:
     recorded endpoint is compared with it and exported."""
 
     kind: str
-    argument: str  # the keyword of Cnet.attach
+    argument: str  # the keyword of Cnet.attach ("limits.ingress_rate": a key of its dict limits=)
     holds: Callable[[Endpoint, object], bool]  # the endpoint is as the value asks
     value_of: Callable[[Endpoint], object]  # the endpoint's value (None: not written by export)
 
@@ -126,7 +126,6 @@ class WantedNetwork:
     name: str
     driver: str
     request: dict  # create_network's keywords but driver and name
-    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,10 +133,18 @@ class WantedEndpoint:
     network: str
     keys: dict  # ENDPOINT_KEYS -> value, as given
     publish: tuple[str, ...] = ()  # port specs published on this network
-    line: int = 0
+    line: int = 0  # where the file gives it, for errors found later
 
     def attach_arguments(self) -> dict:
-        return {ENDPOINT_KEYS[k].argument: v for k, v in self.keys.items()}
+        """Cnet.attach's keywords; an argument "limits.ingress_rate" goes into the dict limits=."""
+        arguments: dict = {}
+        for key, value in self.keys.items():
+            name, _, inner = ENDPOINT_KEYS[key].argument.partition(".")
+            if inner:
+                arguments.setdefault(name, {})[inner] = value
+            else:
+                arguments[name] = value
+        return arguments
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,6 @@ class WantedSandbox:
     hostname: str | None = None
     endpoints: tuple[WantedEndpoint, ...] = ()
     publish: tuple[str, ...] = ()  # port specs on the sandbox's first network that can publish
-    line: int = 0
 
     def create_arguments(self) -> dict:
         """Cnet.create_ns's keywords (the attachments and ports are steps of their own)."""
@@ -302,7 +308,7 @@ def _networks(r: _Reader, node, config: Config, topo: Topology) -> dict[str, tup
             raise r.error(value, where, str(e)) from None
         if request["subnets"]:  # a subnet from the pools is only a guess here: no other may be checked against it
             explicit.networks[name] = net
-        topo.networks[name] = WantedNetwork(name, driver, request, r.line(where))
+        topo.networks[name] = WantedNetwork(name, driver, request)
         planned[name] = (net, bool(request["subnets"]), value)
     return planned
 
@@ -364,7 +370,7 @@ def _sandboxes(r: _Reader, node, topo: Topology, planned) -> None:
         if publish and not endpoints:
             raise r.error(fields["publish"], f"{where}.publish", "needs a network to publish on (networks:)")
         topo.sandboxes[name] = WantedSandbox(name, mode, target, pid, keys.get("dns", ()), keys.get("add-host", ()),
-                                             keys.get("hostname"), endpoints, publish, r.line(where))
+                                             keys.get("hostname"), endpoints, publish)
     for name, node in joins.items():
         seen, at = {name}, topo.sandboxes[name].target
         while True:
@@ -485,7 +491,7 @@ def export(state: State, config: Config | None = None) -> dict:
             for key, spec in ENDPOINT_KEYS.items():
                 value = spec.value_of(e)
                 if value is not None:
-                    settings[key] = (value[0] if len(value) == 1 else list(value)) if isinstance(value, tuple) else value
+                    settings[key] = _one_or_list(value) if isinstance(value, tuple) else value
             specs = [spec for spec, _ in port_specs([p for p in state.ports if p.sandbox == e.sandbox
                                                      and p.network == e.network], families_of(e))]
             if specs and e.network != default:
@@ -501,14 +507,18 @@ def export(state: State, config: Config | None = None) -> dict:
     return {k: v for k, v in doc.items() if v or k == "version"}
 
 
+def _one_or_list(values: tuple):
+    return values[0] if len(values) == 1 else list(values)
+
+
 def network_keys(net: Network, config: Config) -> dict:
     """A network's keys in a topology file, defaults left out."""
     keys: dict = {} if net.driver == "bridge" else {"driver": net.driver}
     subnets = [s.subnet for s in net.subnets]
-    keys["subnet"] = subnets[0] if len(subnets) == 1 else subnets
+    keys["subnet"] = _one_or_list(tuple(subnets))
     gateways = [s.gateway for s in net.subnets]
     if any(g != str(next(ipaddress.ip_network(s.subnet).hosts())) for g, s in zip(gateways, net.subnets)):
-        keys["gateway"] = gateways[0] if len(gateways) == 1 else gateways
+        keys["gateway"] = _one_or_list(tuple(gateways))
     ranges = [s.ip_range for s in net.subnets if s.ip_range]
     if ranges:
         keys["ip-range"] = ranges[0]
@@ -592,6 +602,10 @@ def dot(topo: Topology) -> str:
     def node(kind: str, name: str) -> str:
         return quoted(f"{kind}:{name}")
 
+    def edge(a: str, b: str, label: str = "", style: str = "") -> str:
+        attributes = ", ".join(([style] if style else []) + ([f"label={quoted(label)}"] if label else []))
+        return f"  {a} -> {b}" + (f" [{attributes}]" if attributes else "") + ";"
+
     lines = ["digraph cnet {", '  rankdir=LR; fontname="sans-serif";', '  node [fontname="sans-serif", fontsize=10];',
              '  edge [fontname="sans-serif", fontsize=9, dir=none];']
     home = {name: sb.endpoints[0].network for name, sb in topo.sandboxes.items() if sb.endpoints}
@@ -609,18 +623,18 @@ def dot(topo: Topology) -> str:
         label = sb.name + ("" if sb.mode in ("none", "joined") else f" ({sb.mode})")
         lines.append(f"  {node('sb', sb.name)} [shape=ellipse, label={quoted(label)}];")
         if sb.mode == "joined":
-            lines.append(f"  {node('sb', sb.name)} -> {node('sb', sb.target)} [style=dotted, label=\"joins\"];")
+            lines.append(edge(node("sb", sb.name), node("sb", sb.target), "joins", "style=dotted"))
         for ep in sb.endpoints:
             ips = ", ".join(ep.keys.get("ip", ()))
-            lines.append(f"  {node('sb', sb.name)} -> {node('net', ep.network)}" + (f" [label={quoted(ips)}]" if ips else "") + ";")
+            lines.append(edge(node("sb", sb.name), node("net", ep.network), ips))
         for text in [*sb.publish, *(t for e in sb.endpoints for t in e.publish)]:
             ports = True
-            lines.append(f"  host -> {node('sb', sb.name)} [style=dashed, dir=forward, label={quoted(_port_label(text))}];")
+            lines.append(edge("host", node("sb", sb.name), _port_label(text), "style=dashed, dir=forward"))
     for router in topo.routers.values():
         lines.append(f"  {node('router', router.name)} [shape=diamond, style=filled, fillcolor=khaki,"
                      f" label={quoted(router.name)}];")
         for network, ip in router.networks:
-            lines.append(f"  {node('router', router.name)} -> {node('net', network)}" + (f" [label={quoted(ip)}]" if ip else "") + ";")
+            lines.append(edge(node("router", router.name), node("net", network), ip or ""))
     if ports:
         lines.insert(4, '  host [shape=house, label="host"];')
     lines.append("}")
