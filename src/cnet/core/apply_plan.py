@@ -211,7 +211,8 @@ class _Planner:
                 if ep.network in gone_networks:
                     self._left_on(f"sandbox {name}", gone_networks[ep.network])
         # Creations, owners before the sandboxes that join them.
-        for name in sorted(topo.sandboxes, key=lambda n: (self._depth(n), list(topo.sandboxes).index(n))):
+        order = {name: i for i, name in enumerate(topo.sandboxes)}
+        for name in sorted(topo.sandboxes, key=lambda n: (self._depth(n), order[n])):
             wanted = topo.sandboxes[name]
             if name not in state.sandboxes or name in remade:
                 self.step("create sandbox", f"sandbox {name}", "create_ns", name, **wanted.create_arguments())
