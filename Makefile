@@ -5,10 +5,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_TOOLS := ip nft iptables ping sysctl conntrack unshare nsenter
-APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux
+SYSTEM_TOOLS := ip tc nft iptables ping sysctl conntrack unshare nsenter iperf3
+APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-linux iperf3
+# The CNI runtimes tests/kernel/test_cni.py drives (podman and containerd with runc, and busybox
+# for their containers' root file system); their tests are skipped, with the reason, if apt cannot install them.
+CNI_TEST_TOOLS := podman runc conmon containerd ctr busybox
+CNI_TEST_PACKAGES := podman runc containerd busybox-static
 
-.PHONY: all system-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
+.PHONY: all system-deps cni-test-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
 
 all: test
 
@@ -17,6 +21,14 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+cni-test-deps:
+	@missing=""; for t in $(CNI_TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing the CNI runtime of the tests (missing:$$missing)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $(CNI_TEST_PACKAGES); } || echo "could not install $(CNI_TEST_PACKAGES): the runtime tests are skipped"; \
 	fi
 
 $(BIN)/cnet: pyproject.toml
@@ -29,7 +41,7 @@ $(BIN)/cnet: pyproject.toml
 
 venv: $(BIN)/cnet
 
-test: system-deps venv
+test: system-deps cni-test-deps venv
 	$(BIN)/python -m pytest
 
 # The kernel tests again with the iptables backend (test_nat.py runs both backends anyway).
@@ -52,7 +64,7 @@ demo: system-deps venv
 
 # Benchmarks print Markdown tables and write bench/results/; see bench/README.md.
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
-BENCHES := startup state_io kernel_access attach lifecycle datapath peers
+BENCHES := startup state_io kernel_access attach lifecycle datapath peers shaping
 
 # compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
 $(VENV)/.bench-deps: pyproject.toml | venv

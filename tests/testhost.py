@@ -185,3 +185,17 @@ def link_hosts(a: TestHost, b: TestHost, a_if: str, b_if: str) -> None:
            "netns", str(b.pid)], check=True)
     a.run(["ip", "link", "set", a_if, "up"], check=True)
     b.run(["ip", "link", "set", b_if, "up"], check=True)
+
+
+def eventually(check, timeout: float = 10, step: float = 0.1) -> bool:
+    """check() became true within timeout seconds. For what the kernel does
+    after the call returns: a namespace whose last name is gone is torn down
+    by a kernel worker, its veth pairs with it, a moment later."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True

@@ -121,6 +121,27 @@ class Sandbox(_Value):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """An endpoint's bandwidth limits, directions as the sandbox sees them:
+    ingress is the traffic into the sandbox, egress the traffic out of it.
+    Rates in bit/s, bursts in bytes; a direction without a rate is not
+    shaped (and then has no burst either). The state file holds only the
+    fields that are set."""
+
+    ingress_rate: int | None = None
+    ingress_burst: int | None = None
+    egress_rate: int | None = None
+    egress_burst: int | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Limits:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class Endpoint(_Value):
     sandbox: str
     network: str
@@ -128,8 +149,31 @@ class Endpoint(_Value):
     host_ifname: str  # the host-side link its driver made (a bridge: the veth's host end), or ""
     mac: str
     addresses: tuple[str, ...]  # CIDRs, e.g. ("172.26.0.2/16",)
+    # Only in the state file when there are limits: an endpoint without them
+    # has no "limits" among its attributes (the class attribute says None),
+    # so it is written and read as quickly as before limits existed.
+    limits: Limits | None = None
 
     _tuples = ("addresses",)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.limits is None:
+            vars(self).pop("limits", None)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        limits = d.pop("limits", None)
+        if limits is not None:
+            d["limits"] = limits.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Endpoint:
+        limits = d.get("limits")
+        if limits is None:
+            return super().from_dict({k: v for k, v in d.items() if k != "limits"} if "limits" in d else d)
+        return cls(**{**d, "limits": Limits.from_dict(limits)})
 
 
 @dataclass(frozen=True)
@@ -144,6 +188,7 @@ class PortMapping(_Value):
 
 
 _FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (Sandbox, Endpoint, PortMapping)}
+_FIELDS[Endpoint] -= {"limits"}  # what an endpoint without limits has (see Endpoint.limits)
 
 
 @dataclass

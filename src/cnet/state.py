@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterator
 
 from .errors import StateFileError
-from .model import State
+from .model import Limits, State
 
 DEFAULT_STATE_PATH = "/var/lib/cnet/state.yaml"
 VERSION = 1
@@ -89,7 +89,14 @@ def decode(text: str, path: str) -> State:
 # json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")), with one encoder
 # for every call (json.dumps with these arguments makes a new one each time).
 # Non-ASCII is written as is (YAML reads it so).
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+# The one attribute that is an object of its own, an endpoint's limits, is written as its to_dict().
+def _limits(obj) -> dict:
+    if isinstance(obj, Limits):
+        return obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=_limits).encode
 
 
 def _members(objects: list) -> list[str]:

@@ -29,7 +29,7 @@ from .names import RESERVED_IFNAMES, SANDBOX_NAME, check_ifname
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")  # cnet writes MACs in lower case
 _DRIVER = re.compile(r"[a-z][a-z0-9_]*")  # the names drivers.get accepts
-_NOT_DRIVERS = frozenset({"base"})  # modules of cnet/drivers that are no driver, as drivers.get says
+_NOT_DRIVERS = frozenset({"base", "sublink"})  # modules of cnet/drivers that are no driver, as drivers.get says
 _IFNAME_OK = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # what check_ifname accepts, but for '.', '..', 'all', 'default'
 MODES = ("none", "joined", "adopted", "host", "router")
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -89,7 +89,8 @@ S, I, B, L, D = (str,), (int,), (bool,), (list,), (dict,)
 NETWORK = _Schema(dict(name=S, driver=S, subnets=L, mtu=I), dict(internal=B, masquerade=B, options=D, created=S))
 SUBNET = _Schema(dict(subnet=S, gateway=S), dict(ip_range=(str, None), last=(str, None)))
 SANDBOX = _Schema(dict(name=S), dict(mode=S, target=(str, None), dns=L, hosts=L, hostname=(str, None), created=S))
-ENDPOINT = _Schema(dict(sandbox=S, network=S, ifname=S, host_ifname=S, mac=S, addresses=L), {})
+ENDPOINT = _Schema(dict(sandbox=S, network=S, ifname=S, host_ifname=S, mac=S, addresses=L), dict(limits=D))
+LIMITS = _Schema({}, dict(ingress_rate=I, ingress_burst=I, egress_rate=I, egress_burst=I))
 PORT = _Schema(dict(sandbox=S, network=S, protocol=S, host_ip=S, host_port=I, port=I), dict(count=I))
 
 
@@ -298,6 +299,32 @@ def _check_endpoint(ep, i: int, subnets: dict, sandboxes: dict,
         if (network, family, ip) in used:
             raise BadRecord(f".addresses[{j}]", f"{address} is also the address of {used[network, family, ip]}")
         used[network, family, ip] = f"endpoints[{i}]"
+    if "limits" in ep:
+        try:
+            _check_limits(ep["limits"])
+        except BadRecord as e:
+            raise e.inside(".limits") from None
+
+
+def _check_limits(limits: dict) -> None:
+    """Rates and bursts as cnet.bandwidth plans them: a burst for each rate, none without."""
+    from .bandwidth import MAX_BUCKET_SECONDS, MAX_RATE, MIN_RATE
+
+    LIMITS.check(limits)
+    if not limits:
+        raise BadRecord("", "is empty (an endpoint without limits has no 'limits')")
+    for direction in ("ingress", "egress"):
+        rate, burst = limits.get(f"{direction}_rate"), limits.get(f"{direction}_burst")
+        if (rate is None) != (burst is None):
+            raise BadRecord(f".{direction}_rate" if rate is None else f".{direction}_burst",
+                            f"is missing: a {direction} limit has a rate and a burst")
+        if rate is None:
+            continue
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise BadRecord(f".{direction}_rate", f"{rate} is not a rate from {MIN_RATE} to {MAX_RATE} bit/s")
+        if burst < 1 or burst / (rate / 8) > MAX_BUCKET_SECONDS:
+            raise BadRecord(f".{direction}_burst", f"{burst} is not a burst of 1 byte to "
+                            f"{MAX_BUCKET_SECONDS:.0f} s of traffic at the rate")
 
 
 def _check_port(p, endpoints: set, taken: dict, host_ips: dict) -> None:

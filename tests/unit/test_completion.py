@@ -64,7 +64,7 @@ def state(tmp_path) -> Path:
     ("cnet delete bridge ", ["mybr0", "net2"]),
     ("cnet rm ns wo", ["worker"]),
     ("cnet ls ", ["networks", "ns", "endpoints", "ports", "routers"]),
-    ("cnet attach web mybr0 --i", ["--ip", "--ifname"]),
+    ("cnet attach web mybr0 --i", ["--ip", "--ifname", "--ingress-rate", "--ingress-burst"]),
     ("cnet completion ", ["bash", "zsh", "fish"]),
 ])
 def test_names_complete_from_the_state_file(state, words, expected):

@@ -125,8 +125,8 @@ def test_the_tables_end_with_status(capsys, state_file, half_gone):
         "stale  none    -       -          missing\n"
         "me     host    -       -          ok\n")
     assert ls(capsys, state_file, "endpoints").splitlines()[:2] == [
-        "SANDBOX  NETWORK  IFNAME  ADDRESSES    HOST-LINK  STATUS",
-        "web      up0      eth0    10.1.0.2/24  cnaaaa     ok"]
+        "SANDBOX  NETWORK  IFNAME  ADDRESSES    HOST-LINK  LIMITS  STATUS",
+        "web      up0      eth0    10.1.0.2/24  cnaaaa     -       ok"]
     assert ls(capsys, state_file, "ports").splitlines()[0].split() == ["SANDBOX", "NETWORK", "MAPPING", "STATUS"]
 
 

@@ -24,6 +24,7 @@ from .create import create
 from .delete import delete, rm
 from .explain import explain
 from .lifecycle import check, gc, restore
+from .limit import limit
 from .output import usage_message
 from .ports import publish, unpublish
 from .show import inspect, ls
@@ -55,7 +56,7 @@ class Context:
 
 # `cnet --help` lists the commands by what they act on; a command missing here is listed under "other".
 SECTIONS = [
-    ("Networks and sandboxes", ["create", "attach", "detach", "exec", "delete", "rm"]),
+    ("Networks and sandboxes", ["create", "attach", "detach", "limit", "exec", "delete", "rm"]),
     ("Ports", ["publish", "unpublish", "explain"]),
     ("Seeing what is there", ["ls", "inspect"]),
     ("Lifecycle", ["check", "restore", "gc"]),
@@ -104,7 +105,7 @@ def cli(ctx, state, config, firewall, verbose, quiet, debug):
         ctx.call_on_close(ctx.obj.print_warnings)
 
 
-for command in (create, attach, detach, exec_, publish, unpublish, ls, inspect, delete, rm, batch,
+for command in (create, attach, detach, exec_, limit, publish, unpublish, ls, inspect, delete, rm, batch,
                 check, restore, gc, completion, explain, apply, export, graph):
     cli.add_command(command)
 

@@ -3,6 +3,7 @@
 import click
 
 from .completion import networks, sandboxes
+from .limit import limit_options
 
 
 @click.command("attach")
@@ -11,10 +12,14 @@ from .completion import networks, sandboxes
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Pin an address (one per subnet).")
 @click.option("--mac", metavar="MAC", help="MAC address of the interface in the sandbox.")
 @click.option("--ifname", metavar="IF", help="Interface name in the sandbox (default eth0, eth1, ...).")
+@limit_options
 @click.pass_obj
-def attach(obj, ns, network, ips, mac, ifname):
-    """Plug sandbox NS into NETWORK; prints its address(es), one a line."""
-    endpoint = obj.api.attach(ns, network, ips=ips, mac=mac, ifname=ifname)
+def attach(obj, ns, network, ips, mac, ifname, **limits):
+    """Plug sandbox NS into NETWORK; prints its address(es), one a line.
+
+    The rates shape what goes into the sandbox (ingress) and out of it
+    (egress); see `cnet limit --help` for the units."""
+    endpoint = obj.api.attach(ns, network, ips=ips, mac=mac, ifname=ifname, limits=limits)
     for address in endpoint.addresses:
         click.echo(address)
 

@@ -2,6 +2,7 @@
 
 import click
 
+from .limit import limit_options
 from .output import print_mappings
 
 
@@ -29,12 +30,73 @@ def create():
 @click.pass_obj
 def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, routed, exist_ok,
                   force_subnet):
-    """Create a bridge network NAME (the bridge device is called NAME)."""
+    """Create a bridge network NAME (the bridge device is called NAME).
+
+    \b
+    Examples:
+      cnet create bridge mybr0 --subnet 172.26.0.0/16
+      cnet create bridge dual0 --subnet 10.89.0.0/24 --subnet fd00:89::/64
+      cnet create bridge lab0 --routed --subnet 10.90.0.0/24   # the LAN routes to it
+    """
     options = {**({"icc": False} if no_icc else {}), **({"routed": True} if routed else {})}
     obj.api.create_network("bridge", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                            internal=internal, masquerade=not (no_masquerade or routed),
                            options=options, exist_ok=exist_ok,
                            force_subnet=force_subnet)
+    click.echo(name)
+
+
+@create.command("macvlan")
+@click.argument("name")
+@click.option("--parent", required=True, metavar="IFACE", help="The host link whose LAN the network is on.")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+              help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of the address pools.")
+@click.option("--gateway", "gateways", multiple=True, metavar="IP",
+              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@click.option("--ip-range", metavar="CIDR", help="Hand out endpoint addresses from this part of the subnet only.")
+@click.option("--mode", type=click.Choice(["bridge", "private", "vepa", "passthru"]), default="bridge",
+              show_default=True, help="The kernel's macvlan mode (private: sandboxes do not reach each other;"
+              " passthru: one endpoint, with the parent's MAC).")
+@click.option("--mtu", type=int,
+              help="MTU of the endpoints (default from the config, else 1500; at most the parent's).")
+@click.option("--host-access", is_flag=True,
+              help="Let the host reach the sandboxes, through a macvlan of its own on the parent.")
+@click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@click.pass_obj
+def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, host_access, exist_ok):
+    """Create a macvlan network NAME: sandboxes on PARENT's LAN, each with its own MAC.
+
+    \b
+    Examples:
+      cnet create macvlan lan --parent eth1 --subnet 192.168.1.0/24 --gateway 192.168.1.1 --ip-range 192.168.1.192/27
+      cnet create macvlan lan --parent eth1 --subnet 192.168.1.0/24 --host-access
+    """
+    options = {"parent": parent, "mode": mode, **({"host_access": True} if host_access else {})}
+    obj.api.create_network("macvlan", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
+                           masquerade=False, options=options, exist_ok=exist_ok)
+    click.echo(name)
+
+
+@create.command("ipvlan")
+@click.argument("name")
+@click.option("--parent", required=True, metavar="IFACE", help="The host link whose LAN the network is on.")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+              help="The LAN's subnet (one IPv4 and/or one IPv6); default: the first free one of the address pools.")
+@click.option("--gateway", "gateways", multiple=True, metavar="IP",
+              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@click.option("--mode", type=click.Choice(["l2", "l3", "l3s"]), default="l2", show_default=True,
+              help="The kernel's ipvlan mode.")
+@click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@click.pass_obj
+def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
+    """Create an ipvlan network NAME: sandboxes on PARENT's LAN, sharing its MAC.
+
+    \b
+    Examples:
+      cnet create ipvlan lan --parent eth1 --subnet 192.168.1.0/24 --gateway 192.168.1.1 --mode l2
+    """
+    obj.api.create_network("ipvlan", name, subnets=subnets, gateways=gateways, masquerade=False,
+                           options={"parent": parent, "mode": mode}, exist_ok=exist_ok)
     click.echo(name)
 
 
@@ -51,12 +113,20 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Address on --network (one per subnet).")
 @click.option("--publish", "-p", "publish", multiple=True, metavar="SPEC",
               help="Publish a port on --network at once, as `cnet publish` does.")
+@limit_options
 @click.pass_obj
-def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish):
-    """Create a sandbox: a named network namespace (`ip netns` sees it)."""
+def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish, **limits):
+    """Create a sandbox: a named network namespace (`ip netns` sees it).
+
+    \b
+    Examples:
+      cnet create ns web --network mybr0 --publish 8080:80
+      cnet create ns side --join web
+      cnet create ns ctr --pid 4242              # adopt a running process's namespace
+    """
     _, endpoint, mappings = obj.api.create_ns(
         name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns, add_hosts=add_hosts,
-        hostname=hostname, network=network, ips=ips, publish=publish)
+        hostname=hostname, network=network, ips=ips, publish=publish, limits=limits)
     if endpoint is not None:
         for address in endpoint.addresses:
             click.echo(address)

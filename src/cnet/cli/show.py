@@ -29,6 +29,8 @@ def ls(obj, what, json_out, quiet):
       cnet ls ports --json
       cnet ls ns -q
     """
+    from ..bandwidth import rates
+
     if quiet and not json_out:  # names only: no status to look up
         for name in _names(obj.api.read_state(), what):
             click.echo(name)
@@ -47,10 +49,10 @@ def ls(obj, what, json_out, quiet):
         headers = ["NAME", "MODE", "TARGET", "NETWORKS", "STATUS"]
     elif what == "endpoints":
         listing = obj.api.endpoint_listing()
-        items = [{**e.to_dict(), "status": status} for e, status in listing]
-        rows = [[e["sandbox"], e["network"], e["ifname"], ",".join(e["addresses"]), e["host_ifname"], e["status"]]
-                for e in items]
-        headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "STATUS"]
+        items = [{**_endpoint_view(e), "status": status} for e, status in listing]
+        rows = [[e.sandbox, e.network, e.ifname, ",".join(e.addresses), e.host_ifname, rates(e.limits), status]
+                for e, status in listing]
+        headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "LIMITS", "STATUS"]
     elif what == "routers":
         state = obj.api.read_state()
         items = [{"name": sb.name, "networks": [{"network": e.network, "addresses": list(e.addresses)}
@@ -71,6 +73,11 @@ def ls(obj, what, json_out, quiet):
         table(headers, rows)
 
 
+def _endpoint_view(e) -> dict:
+    """An endpoint for JSON: "limits" always there (null for none)."""
+    return {**e.to_dict(), "limits": e.limits.to_dict() if e.limits else None}
+
+
 def _names(state, what: str) -> list[str]:
     """What `ls -q` prints: one name a record."""
     if what == "networks":
@@ -88,7 +95,8 @@ def _flags(n: dict) -> str:
     options = n.get("options") or {}
     routed = options.get("routed", False)
     flags = [f for f, on in (("internal", n["internal"]), ("routed", routed),
-                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed),
+                             ("no-masquerade", not n["masquerade"] and not n["internal"] and not routed
+                              and n["driver"] == "bridge"),  # the others have no NAT to turn off
                              ("no-icc", not options.get("icc", True))) if on]
     return ",".join(flags) or "-"
 
@@ -112,7 +120,7 @@ def inspect(obj, name, kind, json_out):
         return
     seen = obj.api.inspect_network(name)
     view = network_view(seen["network"], len(seen["endpoints"]))
-    view["endpoints"] = [e.to_dict() for e in seen["endpoints"]]
+    view["endpoints"] = [_endpoint_view(e) for e in seen["endpoints"]]
     view["kernel"] = seen["kernel"]
     if json_out:
         as_json(view)
@@ -127,6 +135,15 @@ def inspect(obj, name, kind, json_out):
     k = view["kernel"]
     if k is None:
         click.echo("kernel:     MISSING (no link of that name; cnet delete removes the record)")
+    elif "parent" in k:  # a network of sub-interfaces (macvlan, ipvlan): the kernel has its parent
+        p = k["parent"]
+        click.echo(f"kernel:     parent {p['ifname']} ({p['kind'] or 'device'}) state {p['state']} mtu {p['mtu']}"
+                   f"  mode {k['mode']}")
+        if "host_link" in k:
+            h = k["host_link"]
+            click.echo("host link:  MISSING" if h is None else
+                       f"host link:  {h['kind']} {h['ifname']} mode {h['mode']} state {h['state']}"
+                       f"  {' '.join(h['addresses']) or '-'}")
     else:
         owner = "" if k["owned"] else "  NOT TAGGED AS CNET'S"
         click.echo(f"kernel:     {k['kind']} {k['ifname']} state {k['state']} mtu {k['mtu']}{owner}")
@@ -134,10 +151,12 @@ def inspect(obj, name, kind, json_out):
 
 
 def _inspect_ns(obj, name, json_out):
+    from ..bandwidth import describe
+
     seen = obj.api.inspect_ns(name)
     view = seen["sandbox"].to_dict()
     view["stack_owner"] = seen["owner"]
-    view["endpoints"] = [e.to_dict() for e in seen["endpoints"]]
+    view["endpoints"] = [_endpoint_view(e) for e in seen["endpoints"]]
     view["kernel"] = seen["kernel"]
     if json_out:
         as_json(view)
@@ -145,9 +164,11 @@ def _inspect_ns(obj, name, json_out):
     target = f" ({view['target']})" if view["target"] else ""
     click.echo(f"name:       {view['name']}\nmode:       {view['mode']}{target}")
     click.echo(f"created:    {view['created']}")
-    for e in view["endpoints"]:
-        click.echo(f"endpoint:   {e['ifname']} on {e['network']}  {' '.join(e['addresses'])}  "
-                   f"mac {e['mac']}  host link {e['host_ifname']}")
+    for e in seen["endpoints"]:
+        click.echo(f"endpoint:   {e.ifname} on {e.network}  {' '.join(e.addresses)}  "
+                   f"mac {e.mac}  host link {e.host_ifname}")
+        if e.limits:
+            click.echo(f"limits:     {e.ifname} {describe(e.limits)}")
     k = view["kernel"]
     if k is None:
         click.echo("kernel:     MISSING (no namespace at /run/netns; cnet delete ns removes the record)")

@@ -60,6 +60,14 @@ def _link(net: Network) -> str:
     return firewall_needs(net).interface or net.name
 
 
+def _own_links(net: Network) -> set[str]:
+    """The host links the network is or stands on, whose routes to its subnets are its own
+    (a macvlan's parent is on the subnet's LAN by design)."""
+    from .. import drivers
+
+    return drivers.get(net.driver).links(net, ())
+
+
 def _listed(kind: str, names) -> str:
     """"network br0", "networks a, b and c", "sandboxes a, ..., e and 7 more"."""
     names = sorted(names)
@@ -210,7 +218,7 @@ def _routes(state: State, routed: dict[int, list[Network]]) -> list[str]:
                 found += [f"the host route {r} overlaps subnet {subnet} of network {net.name}: traffic between the"
                           " host and those addresses may take the wrong link; remove or narrow that route, or move"
                           " the network to a free subnet (delete and create it again)"
-                          for r in table if not r.default and r.dev != _link(net) and r.dst.overlaps(subnet)]
+                          for r in table if not r.default and r.dev not in _own_links(net) and r.dst.overlaps(subnet)]
         found += _mtu_above_uplinks(routed.get(family, []), {r.dev for r in table if r.default and r.dev})
     return found
 

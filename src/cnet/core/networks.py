@@ -28,7 +28,8 @@ def plan_network(state: State, config: Config, name: str, *, driver: str,
     directly connected (network, link) routes), which an explicit subnet may
     not hold or overlap (the routes: unless force_subnet)."""
     check_ifname(name)
-    validate = drivers.get(driver).validate
+    driver_module = drivers.get(driver)
+    validate = driver_module.validate
     subnets, gateways = list(subnets), list(gateways)
     if len(gateways) > len(subnets):
         raise InvalidInput("each --gateway needs a --subnet it belongs to (the n-th gateway goes with the n-th subnet)")
@@ -58,9 +59,12 @@ def plan_network(state: State, config: Config, name: str, *, driver: str,
         subnets=[Subnet(str(p.subnet), str(p.gateway), str(p.ip_range) if p.ip_range else None) for p in pools],
         mtu=mtu, internal=internal, masquerade=masquerade and not internal, options=dict(options or {}),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    check_in_state = getattr(driver_module, "check_in_state", None)  # optional (drivers/base.py)
+    if check_in_state is not None:
+        check_in_state(state, net)
     # A network the host routes to through a link of the driver's (a bridge) must not
     # be the host's own; one on the host's LAN directly (macvlan) is meant to be.
-    if explicit and drivers.get(driver).firewall(net).interface is not None:
+    if explicit and driver_module.firewall(net).interface is not None:
         _check_not_the_hosts(pools, *host_networks(), force_subnet)
     return net
 

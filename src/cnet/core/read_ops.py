@@ -8,9 +8,10 @@ without its endpoint. It reads /sys/class/net (one listing) and /run/netns
 
 from __future__ import annotations
 
+from .. import drivers
 from ..errors import InvalidInput
 from ..model import Endpoint, Network, PortMapping, Sandbox
-from .base import CnetBase, firewall_needs
+from .base import CnetBase
 
 OK, MISSING = "ok", "missing"
 
@@ -32,8 +33,7 @@ class _Presence:
         return self._netns[name]
 
     def network(self, net: Network) -> str:
-        link = firewall_needs(net).interface or net.name
-        return OK if link in self.links else MISSING
+        return OK if drivers.get(net.driver).links(net, ()) <= self.links else MISSING
 
     def sandbox(self, sb: Sandbox) -> str:
         return OK if sb.mode == "host" or self.netns(sb.name) else MISSING

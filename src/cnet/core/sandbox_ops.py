@@ -19,6 +19,7 @@ from ..model import Endpoint, Sandbox, State
 from ..resolver import etc_dir
 from . import routers, sandboxes
 from .base import Change, CnetBase
+from .limit_ops import parse_limits, plan_limits
 from .port_ops import add_mappings
 from .router_ops import change_routes
 
@@ -36,9 +37,11 @@ class SandboxOps(CnetBase):
     def create_ns(self, name: str, *, join: str | None = None, pid: int | None = None,
                   netns_path: str | None = None, host: bool = False, dns=(), add_hosts=(),
                   hostname: str | None = None, network: str | None = None, ips=(),
-                  publish=()) -> tuple[Sandbox, Endpoint | None, list]:
-        """A sandbox, and with network= its first endpoint and its published
-        ports, in one transaction (what `docker run --network --publish` does)."""
+                  mac: str | None = None, ifname: str | None = None,
+                  publish=(), limits: dict | None = None) -> tuple[Sandbox, Endpoint | None, list]:
+        """A sandbox, and with network= its first endpoint (ips, mac, ifname,
+        limits as attach() takes them) and its published ports, in one
+        transaction (what `docker run --network --publish` does, and a CNI ADD)."""
         from .. import portspec
         from . import ports
 
@@ -48,8 +51,12 @@ class SandboxOps(CnetBase):
                                  ("--netns-path", netns_path), ("--host", host)) if on]
         if len(modes) > 1:
             raise InvalidInput(f"{' and '.join(modes)} cannot be combined: a sandbox has one mode")
-        if (ips or publish) and not network:
-            raise InvalidInput(f"{'--ip' if ips else '--publish'} needs --network")
+        if (ips or publish or mac or ifname) and not network:
+            given = "--ip" if ips else "--publish" if publish else "--mac" if mac else "--ifname"
+            raise InvalidInput(f"{given} needs --network")
+        parsed = parse_limits(limits, new_endpoint=True)
+        if any(v is not None for v in parsed.values()) and not network:
+            raise InvalidInput("bandwidth limits need --network")
         specs = [portspec.parse(p) for p in publish]
         for spec in specs:
             ports.check_host_ip(spec)
@@ -70,7 +77,8 @@ class SandboxOps(CnetBase):
             self._make_namespace(c, sb, None if source is None else source())
             # a namespace made just now has lo and nothing else: no need to ask it
             present = {"lo"} if mode == "none" else None
-            ep = self._attach(c, name, network, ips=ips, present=present) if network else None
+            ep = (self._attach(c, name, network, ips=ips, mac=mac, ifname=ifname, present=present, limits=parsed)
+                  if network else None)
             mappings = []
             if specs:
                 before = self._firewall_before(c)
@@ -108,16 +116,19 @@ class SandboxOps(CnetBase):
     # -- attach / detach ---------------------------------------------------
 
     def attach(self, ns: str, network: str, *, ips=(), mac: str | None = None,
-               ifname: str | None = None) -> Endpoint:
+               ifname: str | None = None, limits: dict | None = None) -> Endpoint:
+        """limits: the bandwidth limits' texts, {"ingress_rate": "10mbit", ...} (see limit_ops.py)."""
+        parsed = parse_limits(limits, new_endpoint=True)
         with self._change() as c:
             self._not_a_router(c.state, ns, "attached to another network")
-            ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname)
+            ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname, limits=parsed)
             c.refresh_hosts([network], [ep.sandbox])
             return ep
 
     def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None,
-                present: set[str] | None = None) -> Endpoint:
-        """present: the sandbox's interface names, when known without asking the kernel."""
+                present: set[str] | None = None, limits: dict | None = None) -> Endpoint:
+        """present: the sandbox's interface names, when known without asking
+        the kernel; limits: parse_limits' numbers."""
         from ..kernel import netns
 
         owner = self._owner(c.state, ns)
@@ -132,8 +143,10 @@ class SandboxOps(CnetBase):
         driver = drivers.get(net.driver)
         if present is None:
             present = c.kernel.inside(path).link_names()
-        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present)
-        ep = driver.plan_endpoint(c.state, net, ep, c.kernel)
+        held = getattr(driver, "held_addresses", lambda net: set())(net)  # optional (drivers/base.py)
+        ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present,
+                                          held=held)
+        ep = driver.plan_endpoint(c.state, net, replace(ep, limits=plan_limits(net, limits or {})), c.kernel)
         gives_default = (not net.internal and not routers.is_router(c.state, owner)
                          and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None)
         # Routes via routers: the subnets of this network are reached directly

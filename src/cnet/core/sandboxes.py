@@ -75,11 +75,13 @@ def check_mac(mac: str) -> str:
 
 
 def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | None = None,
-                  ifname: str | None = None, present: set[str] = frozenset()) -> tuple[Endpoint, Network]:
+                  ifname: str | None = None, present: set[str] = frozenset(),
+                  held: set[str] = frozenset()) -> tuple[Endpoint, Network]:
     """The endpoint that attaching owner's stack to net would make, and net
     with the IPAM cursors of its subnets moved past the addresses drawn (a
     new Network: state and net are left as they are; the caller records it
-    if the attach succeeds). present: interface names already in the sandbox."""
+    if the attach succeeds). present: interface names already in the sandbox;
+    held: addresses of the subnets that the network's own links hold."""
     if any(e.network == net.name for e in state.endpoints_of_sandbox(owner)):
         raise Conflict(f"sandbox {owner} is already attached to network {net.name}")
     ours = {e.ifname for e in state.endpoints_of_sandbox(owner)}
@@ -100,13 +102,13 @@ def plan_endpoint(state: State, net: Network, owner: str, *, ips=(), mac: str | 
         mac = random_mac()
         while mac in macs:  # one chance in 2^46 a draw: drawn again
             mac = random_mac()
-    addresses, subnets = _addresses(state, net, ips)
+    addresses, subnets = _addresses(state, net, ips, held)
     ep = Endpoint(sandbox=owner, network=net.name, ifname=ifname, host_ifname="",
                   mac=mac, addresses=addresses)
     return ep, replace(net, subnets=subnets)
 
 
-def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]]:
+def _addresses(state: State, net: Network, ips, held=frozenset()) -> tuple[list[str], list[Subnet]]:
     """The endpoint's addresses, one per subnet, and the subnets with their
     cursors after it (a pinned --ip leaves its subnet's cursor where it was)."""
     pools = [SubnetPool(s.subnet, s.gateway, s.ip_range) for s in net.subnets]
@@ -121,7 +123,7 @@ def _addresses(state: State, net: Network, ips) -> tuple[list[str], list[Subnet]
         if version in pinned:
             raise InvalidInput(f"--ip given twice for IPv{version}; one address per subnet")
         pinned[version] = text
-    used = {a.partition("/")[0] for e in state.endpoints_of_network(net.name) for a in e.addresses}
+    used = {a.partition("/")[0] for e in state.endpoints_of_network(net.name) for a in e.addresses} | set(held)
     found, subnets = [], []
     for pool, subnet in zip(pools, net.subnets):
         if pool.version in pinned:

@@ -17,7 +17,8 @@ from .. import faults
 from ..errors import Conflict, InvalidInput, OperationFailed
 from ..kernel import sysctl
 from ..model import Endpoint, Network, State
-from .base import FirewallNeeds, add_default_routes
+from .base import (FirewallNeeds, add_default_routes, ifb_name, reshape_endpoint, shape_endpoint, survey_limits,
+                   unshape_endpoint)
 
 # icc: False for --no-icc; routed: True for --routed (each recorded only then)
 OPTIONS = {"icc", "routed"}
@@ -159,22 +160,33 @@ def attach(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo, default_
     faults.checkpoint("attach-addresses")
     if default_route:
         add_default_routes(net, inside)
+    tag = kernel.owner.endpoint_tag(ep.sandbox, ep.network)
+    shape_endpoint(host, ep.host_ifname, index, ep.limits, mtu=net.mtu, group=kernel.owner.group, tag=tag, undo=undo)
     # Last: a host-side link with its tag is a complete endpoint (`cnet check`
     # needs no look inside the sandbox to tell one cut short).
-    host.set_alias(index, kernel.owner.endpoint_tag(ep.sandbox, ep.network))
+    host.set_alias(index, tag)
+
+
+def limit(net: Network, old: Endpoint, new: Endpoint, kernel, undo) -> None:
+    """From the limits of old to those of new, on the live endpoint."""
+    reshape_endpoint(kernel.netlink, new.host_ifname, old.limits, new.limits, mtu=net.mtu,
+                     group=kernel.owner.group, tag=kernel.owner.endpoint_tag(new.sandbox, new.network), undo=undo)
 
 
 def detach(net: Network, ep: Endpoint, kernel) -> None:
     """Remove the veth pair (deleting one end deletes both); gone already is fine."""
     faults.checkpoint("detach")
     kernel.netlink.delete_link(ep.host_ifname)
+    if ep.limits is not None:
+        unshape_endpoint(kernel.netlink, ep.host_ifname, None, kernel.owner.group)  # the veth's ifb
 
 
 # -- check and restore (core/lifecycle.py) -------------------------------------
 
 def links(net: Network, endpoints) -> set[str]:
-    """The host links the network and these endpoints of it are."""
-    return {net.name} | {ep.host_ifname for ep in endpoints if ep.host_ifname}
+    """The host links the network and these endpoints of it are (an egress limit's ifb too)."""
+    return ({net.name} | {ep.host_ifname for ep in endpoints if ep.host_ifname}
+            | {ifb_name(ep.host_ifname) for ep in endpoints if ep.limits and ep.limits.egress_rate})
 
 
 def survey_network(net: Network, kernel, host_addresses) -> list[str]:
@@ -222,6 +234,31 @@ def repair_network(net: Network, kernel, undo) -> None:
 
 
 def survey_endpoint(net: Network, ep: Endpoint, kernel, inside) -> list[str]:
+    """What is wrong with the endpoint: its veth pair, and its shaping when
+    it has limits (read with netlink: an endpoint without limits needs none)."""
+    problems = _survey_veth(net, ep, kernel, inside)
+    if problems or ep.limits is None:
+        return problems
+    return _survey_shaping(ep, kernel)
+
+
+def _survey_shaping(ep: Endpoint, kernel) -> list[str]:
+    """What differs between the qdiscs and ifb of the endpoint's host link and its limits."""
+    from ..kernel import sysfs
+
+    def alias(name: str) -> str | None:
+        link = sysfs.link(name)
+        return None if link is None else link.alias
+
+    nl = kernel.netlink
+    index = nl.link_index(ep.host_ifname)
+    if index is None:
+        return [f"missing link {ep.host_ifname}"]
+    return survey_limits(nl, ep.host_ifname, index, ep.limits, link_alias=alias,
+                         tag=kernel.owner.endpoint_tag(ep.sandbox, ep.network))
+
+
+def _survey_veth(net: Network, ep: Endpoint, kernel, inside) -> list[str]:
     """What is wrong with the endpoint's veth pair. inside: the netlink handle
     of the sandbox's namespace, to look there too; None to look at the host
     side only (a complete tag there means the endpoint was made whole)."""
@@ -251,8 +288,17 @@ def survey_endpoint(net: Network, ep: Endpoint, kernel, inside) -> list[str]:
 
 
 def repair_endpoint(net: Network, ep: Endpoint, sandbox_path: str, kernel, undo, default_route: bool) -> None:
-    """Make the endpoint again, with the same names, MAC and addresses."""
+    """Make the endpoint again, with the same names, MAC, addresses and
+    limits; a veth pair that is whole only gets its shaping made again."""
+    if not _survey_veth(net, ep, kernel, kernel.inside(sandbox_path)):
+        nl, owner = kernel.netlink, kernel.owner
+        index = nl.link_index(ep.host_ifname)
+        unshape_endpoint(nl, ep.host_ifname, index, owner.group)
+        shape_endpoint(nl, ep.host_ifname, index, ep.limits, mtu=net.mtu, group=owner.group,
+                       tag=owner.endpoint_tag(ep.sandbox, ep.network), undo=undo)
+        return
     kernel.netlink.delete_link(ep.host_ifname)  # its peer goes with it
+    unshape_endpoint(kernel.netlink, ep.host_ifname, None, kernel.owner.group)
     inside = kernel.inside(sandbox_path)
     if inside.link_index(ep.ifname) is not None:  # a link of that name that is not our veth's peer
         raise Conflict(f"the sandbox already has a link {ep.ifname} that is not cnet's endpoint on {net.name}")

@@ -168,6 +168,39 @@ class Netlink:
             master=master, state="up", group=group,
             peer={"ifname": peer, "net_ns_fd": peer_netns_fd, "address": peer_mac, "mtu": mtu})
 
+    def add_sub_link(self, kind: str, name: str, parent: int, mtu: int, group: int, *,
+                     netns_fd: int | None = None, mac: str | None = None, **data) -> int | None:
+        """A sub-interface (kind macvlan or ipvlan) of the link `parent`, down,
+        in link group `group` (see add_bridge); data: its kind's settings
+        (macvlan_mode="bridge", ipvlan_mode=0). With netns_fd it is born in
+        that namespace (under a name that may be taken here) and its index is
+        not known here: None."""
+        spec = dict(ifname=name, kind=kind, link=parent, mtu=mtu, group=group, **data)
+        if mac is not None:
+            spec["address"] = mac
+        what = f"cannot create {kind} link {name} on {self._name_of(parent)}"
+        if netns_fd is None:
+            return self._new_link(what, **spec)
+        try:
+            self.ipr.link("add", net_ns_fd=netns_fd, **spec)
+        except NetlinkError as e:
+            raise _failed(what, e) from e
+        return None
+
+    def _name_of(self, index: int) -> str:
+        link = self._get_link(index=index)
+        return link.get("ifname") if link else f"link {index}"
+
+    @_guarded("cannot read a link")
+    def sub_link_view(self, name: str) -> dict | None:
+        """link_view of a macvlan or ipvlan link, with its mode as the kernel
+        reports it ("bridge", "private", ...; ipvlan: 0 l2, 1 l3, 2 l3s)."""
+        view = self.link_view(name)
+        if view is not None:
+            link = self._get_link(ifname=name)
+            view["mode"] = link.get(("linkinfo", "data", f"{view['kind']}_mode"))
+        return view
+
     @_guarded("cannot list links")
     def link_names(self) -> set[str]:
         return {link.get("ifname") for link in self.ipr.link("dump")}
@@ -286,6 +319,26 @@ class Netlink:
                 raise _failed(f"cannot delete the route to {dst} via {gateway}", e) from e
             return
         verbose.removed(f"route {dst} via {gateway}{self._where}")
+
+    def add_link_route(self, dst: str, index: int, source: str) -> None:
+        """A route to dst (a CIDR) straight out of link `index` (scope link), from
+        the address `source` of that link."""
+        family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+        try:
+            self.ipr.route("add", family=family, dst=dst, oif=index, prefsrc=source, scope=RT_SCOPE_LINK)
+        except NetlinkError as e:
+            raise _failed(f"cannot add a route to {dst}", e) from e
+
+    def add_default_route_via_link(self, index: int, family: int) -> None:
+        """A default route out of link `index` without a gateway (a link that
+        does no ARP: an ipvlan in l3 mode); kept when there is one already."""
+        try:
+            self.ipr.route("add", family=family, dst="::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
+                           oif=index, scope=RT_SCOPE_LINK)
+        except NetlinkError as e:
+            if e.code == errno.EEXIST:
+                return
+            raise _failed("cannot add a default route", e) from e
 
     def _routes(self):
         for family in (socket.AF_INET, socket.AF_INET6):

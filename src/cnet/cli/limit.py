@@ -1,0 +1,38 @@
+"""`cnet limit`, and the bandwidth options it shares with `cnet attach`."""
+
+import click
+
+from .completion import networks, sandboxes
+
+
+def limit_options(command):
+    """--ingress-rate, --egress-rate, --ingress-burst and --egress-burst (texts, parsed by core)."""
+    for direction, what in (("egress", "out of the sandbox"), ("ingress", "into the sandbox")):
+        command = click.option(f"--{direction}-burst", metavar="SIZE",
+                               help=f"Bucket size of the {direction} limit (default: 10 ms at the rate, at least "
+                                    "4 packets).")(command)
+        command = click.option(f"--{direction}-rate", metavar="RATE",
+                               help=f"Limit the traffic {what} to RATE.")(command)
+    return command
+
+
+@click.command("limit")
+@click.argument("ns", shell_complete=sandboxes)
+@click.argument("network", shell_complete=networks)
+@limit_options
+@click.option("--clear", is_flag=True, help="Remove every limit of the endpoint.")
+@click.pass_obj
+def limit(obj, ns, network, clear, **limits):
+    """Change the bandwidth limits of sandbox NS's endpoint on NETWORK.
+
+    A direction given replaces that direction's limit, the other is kept;
+    a burst alone changes the burst of a limit the endpoint has. Prints the
+    limits now in force, or "-".
+
+    RATE in tc's units: 500kbit, 10mbit, 1gbit (powers of 1000; kibit ...
+    for 1024), 1mbps for bytes a second; a bare number is bit/s. SIZE in
+    bytes: 32kb, 1mb (powers of 1024); a bare number is bytes."""
+    from ..bandwidth import describe
+
+    endpoint = obj.api.limit(ns, network, clear=clear, **limits)
+    click.echo(describe(endpoint.limits))
