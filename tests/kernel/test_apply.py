@@ -34,8 +34,15 @@ def ok(result) -> str:
     return result.stdout
 
 
-def pings(host, ns: str, address: str) -> bool:
-    return host.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", address]).returncode == 0
+def pings(host, ns: str | None, address: str) -> bool:
+    where = ["ip", "netns", "exec", ns] if ns else []
+    return host.run([*where, "ping", "-c", "1", "-W", "1", address]).returncode == 0
+
+
+def tbf_rate(host, link: str) -> int:
+    """The rate of the tbf qdisc on a link, as tc counts it: bytes a second."""
+    (tbf,) = [q for q in json.loads(ok(host.run(["tc", "-j", "qdisc", "show", "dev", link]))) if q["kind"] == "tbf"]
+    return tbf["options"]["rate"]
 
 
 def write(host, name: str, text: str) -> str:
@@ -198,3 +205,36 @@ def test_graph_draws_through_graphviz_or_names_the_package(host):
         assert r.returncode == 1 and "graphviz" in r.stderr and len(r.stderr.splitlines()) == 1
     else:
         assert r.returncode == 0 and "<svg" in r.stdout
+
+
+def test_the_macvlan_example_puts_sandboxes_on_the_lan(make_host):
+    from testhost import link_hosts
+
+    host, lan = make_host("host"), make_host("lan")
+    link_hosts(host, lan, "lan0", "eth0")
+    lan.run(["ip", "addr", "add", "192.168.50.1/24", "dev", "eth0"], check=True)
+    path = str(TOPOLOGIES / "macvlan-lan.yaml")
+    ok(host.cnet("apply", path))
+    assert pings(lan, None, "192.168.50.200") and pings(lan, None, "192.168.50.201")  # from the LAN, directly
+    serve(host, "tcp", 80, ns="nas")
+    assert ask(host, "tcp", "192.168.50.201", 80) is not None  # and from the host, through host-access
+    plans_nothing(host, path)
+    plans_nothing(host, write(host, "export.yaml", ok(host.cnet("export"))))
+
+
+def test_the_bandwidth_example_shapes_what_it_names_and_changes_limits_in_place(host):
+    path = str(TOPOLOGIES / "bandwidth.yaml")
+    ok(host.cnet("apply", path))
+    listed = {e["sandbox"]: e["limits"] for e in json.loads(ok(host.cnet("ls", "endpoints", "--json")))}
+    assert listed["slow"]["ingress_rate"] == 20_000_000 and listed["slow"]["egress_rate"] == 10_000_000
+    assert listed["bursty"]["egress_burst"] == 65536 and listed["free"] is None
+    host_side = next(e["host_ifname"] for e in json.loads(ok(host.cnet("ls", "endpoints", "--json")))
+                     if e["sandbox"] == "slow")
+    assert tbf_rate(host, host_side) == 2_500_000  # 20 mbit, in bytes a second
+    plans_nothing(host, path)
+    plans_nothing(host, write(host, "export.yaml", ok(host.cnet("export"))))
+    faster = (TOPOLOGIES / "bandwidth.yaml").read_text().replace("ingress-rate: 20mbit", "ingress-rate: 40mbit")
+    out = ok(apply(host, faster))
+    assert out == "~ change sandbox slow: limit shaped: ingress-rate 20mbit -> 40mbit\n"
+    assert tbf_rate(host, host_side) == 5_000_000
+    assert host.cnet("check", "--deep").returncode == 0

@@ -4,9 +4,12 @@ out and planned again without a kernel."""
 
 from __future__ import annotations
 
-from cnet import portspec
+from dataclasses import replace
+
+from cnet import bandwidth, portspec
 from cnet.config import Config
 from cnet.core import networks, ports, routers, sandboxes
+from cnet.core.limit_ops import parse_limits, plan_limits
 from cnet.core.router_ops import parse_network_arg
 from cnet.model import State
 
@@ -38,12 +41,17 @@ class FakeCnet:
         self.state.sandboxes[name] = sandboxes.plan_sandbox(self.state, name, mode=mode, target=target, dns=dns,
                                                             add_hosts=add_hosts, hostname=hostname)
 
-    def attach(self, ns, network, *, ips=(), mac=None, ifname=None):
+    def attach(self, ns, network, *, ips=(), mac=None, ifname=None, limits=None):
         owner = self.state.owner(ns)
         ep, net = sandboxes.plan_endpoint(self.state, self.state.networks[network], owner, ips=ips, mac=mac,
                                           ifname=ifname, present={"lo"})
         self.state.networks[network] = net
-        self.state.endpoints.append(ep)
+        self.state.endpoints.append(replace(ep, limits=plan_limits(net, parse_limits(limits, new_endpoint=True))))
+
+    def limit(self, ns, network, *, clear=False, **values):
+        ep = next(e for e in self.state.endpoints if e.sandbox == self.state.owner(ns) and e.network == network)
+        limits = bandwidth.change(ep.limits, parse_limits(values), self.state.networks[network].mtu, clear=clear)
+        self.state.endpoints[self.state.endpoints.index(ep)] = replace(ep, limits=limits)
 
     def detach(self, ns, network):
         owner = self.state.owner(ns)

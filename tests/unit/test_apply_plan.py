@@ -212,3 +212,21 @@ def test_a_router_whose_networks_change_is_replaced_and_a_sandbox_may_become_a_r
                .replace('"back:10.2.0.254"', "back"), prune=True)
     assert "-/+ replace router db: sandbox db becomes a router" in p.lines
     assert "- delete router r1" in p.lines
+
+
+def test_limits_change_in_place_and_a_limit_left_out_is_cleared():
+    fake = applied()
+    limited = LAB.replace("back: {}}", "back: {ingress-rate: 10mbit}}")
+    p = replan(fake, limited)
+    assert p.lines == ["~ change sandbox web: limit back: ingress-rate unset -> 10mbit"]
+    assert [(s.method, s.args, s.kwargs) for s in p.steps] == [("limit", ("web", "back"), {"ingress_rate": "10mbit"})]
+    p = replan(fake, LAB.replace("back: {}}", "back: {egress-rate: 2mbit, egress-burst: 32kb}}"))
+    assert p.lines == ["~ change sandbox web: limit back: ingress-rate 10mbit -> unset, egress-rate unset -> 2mbit,"
+                       " egress-burst unset -> 32kb"]
+    assert [s.kwargs for s in p.steps] == [{"clear": True}, {"egress_rate": "2mbit", "egress_burst": "32kb"}]
+    assert topology.export(fake.state)["sandboxes"]["web"]["networks"]["back"]["egress-burst"] == "32kb"
+    p = replan(fake, LAB)
+    assert p.lines == ["~ change sandbox web: limit back: egress-rate 2mbit -> unset, egress-burst 32kb -> unset"]
+    assert [s.kwargs for s in p.steps] == [{"clear": True}]
+    p = plan(FakeCnet().state, load(limited))
+    assert p.steps[6].kwargs == {"limits": {"ingress_rate": "10mbit"}}  # a new endpoint is attached with them

@@ -210,10 +210,31 @@ def test_the_picture_groups_sandboxes_by_network_and_shows_ports_and_routers():
     assert '"sb:shell" [shape=ellipse, label="shell (host)"];' in dot
 
 
-def test_an_attachment_option_is_one_table_entry(monkeypatch):
-    rate = topology.EndpointKey(topology.STR, "limits.ingress_rate", lambda ep, v: True, lambda ep: None)
-    monkeypatch.setitem(topology.ENDPOINT_KEYS, "ingress-rate", rate)
-    topo = load("networks: {a: {}}\nsandboxes:\n  s: {networks: {a: {ingress-rate: 100mbit, ip: 10.0.0.5}}}\n"
-                .replace("{a: {}}", "{a: {subnet: 10.0.0.0/24}}"))
-    assert topo.sandboxes["s"].endpoints[0].attach_arguments() == {"limits": {"ingress_rate": "100mbit"},
-                                                                   "ips": ("10.0.0.5",)}
+def test_bandwidth_limits_are_attachment_keys_checked_with_their_line():
+    topo = load("networks: {a: {subnet: 10.0.0.0/24}}\n"
+                "sandboxes:\n  s: {networks: {a: {ingress-rate: 100mbit, egress-rate: 5mbit, egress-burst: 64kb}}}\n")
+    assert topo.sandboxes["s"].endpoints[0].attach_arguments() == {
+        "limits": {"ingress_rate": "100mbit", "egress_rate": "5mbit", "egress_burst": "64kb"}}
+    assert "line 4: sandboxes.s.networks.a: rate 'fast'" in refused(
+        "networks: {a: {}}\nsandboxes:\n  s:\n    networks: {a: {ingress-rate: fast}}\n")
+    assert "--ingress-burst needs --ingress-rate" in refused(
+        "networks: {a: {}}\nsandboxes:\n  s: {networks: {a: {ingress-burst: 32kb}}}\n")
+
+
+def test_macvlan_and_ipvlan_networks_take_their_create_options():
+    topo = load("networks:\n  lan: {driver: macvlan, parent: eth1, subnet: 192.168.1.0/24, host-access: true}\n"
+                "  l2: {driver: ipvlan, parent: eth2, subnet: 192.168.2.0/24, mode: l3}\n")
+    assert topo.networks["lan"].request["options"] == {"parent": "eth1", "mode": "bridge", "host_access": True}
+    assert topo.networks["lan"].request["masquerade"] is False
+    assert topo.networks["l2"].request["options"] == {"parent": "eth2", "mode": "l3"}
+    assert "line 2: networks.lan: a macvlan network needs --parent" in refused(
+        "networks:\n  lan: {driver: macvlan, subnet: 192.168.1.0/24}\n")
+    assert "networks.lan.no-icc: unknown key" in refused(
+        "networks:\n  lan: {driver: macvlan, parent: e, no-icc: true}\n")
+    fake = FakeCnet()
+    fake.run(apply_plan.plan(fake.state, topo))
+    doc = topology.export(fake.state)
+    assert doc["networks"]["lan"] == {"driver": "macvlan", "subnet": "192.168.1.0/24", "parent": "eth1",
+                                      "host-access": True}
+    assert doc["networks"]["l2"] == {"driver": "ipvlan", "subnet": "192.168.2.0/24", "parent": "eth2", "mode": "l3"}
+    assert apply_plan.plan(fake.state, topology.load(topology.dump(doc))).empty

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config import Config
 from ..errors import Conflict
-from ..model import Endpoint, PortMapping, State
+from ..model import Endpoint, Limits, PortMapping, State
 from . import networks as network_plans
 from . import ports as port_plans
 from . import routers as router_plans
@@ -55,7 +55,7 @@ class Plan:
 
 # Execution phases, in order; each step goes into one.
 PHASES = ("unpublish", "delete router", "detach", "delete sandbox", "delete network",
-          "create network", "create sandbox", "attach", "create router", "publish")
+          "create network", "create sandbox", "attach", "limit", "create router", "publish")
 
 
 def plan(state: State, topo: Topology, config: Config | None = None, prune: bool = False) -> Plan:
@@ -256,9 +256,11 @@ class _Planner:
             if ep is None:
                 changes.append(f"attach {network}" + _endpoint_summary(w))
             else:
-                why = gone_networks.get(network) or _endpoint_changes(ep, w)
+                net = self.state.networks[network]
+                why = gone_networks.get(network) or _endpoint_changes(ep, w, net)
                 if not why:
                     kept.append(ep)
+                    self._limit(name, ep, w, net, changes)
                     continue
                 changes.append(f"attach {network} again ({why})")
                 self.step("detach", f"endpoint {name}/{network}", "detach", name, network)
@@ -266,6 +268,23 @@ class _Planner:
         changes += self._ports(wanted, kept)
         if changes:
             self.line("sandbox", f"~ change sandbox {name}: {'; '.join(changes)}")
+
+    def _limit(self, name: str, ep: Endpoint, wanted: WantedEndpoint, net, changes: list[str]) -> None:
+        """An endpoint kept gets the limits of the file in place (`cnet limit`): a direction
+        the file leaves out is cleared, as all of them are by --clear first."""
+        limits = _limits_of(wanted, net)
+        if limits == ep.limits:
+            return
+        have = ep.limits or Limits()
+        what = f"endpoint {name}/{ep.network}"
+        gone = [d for d in ("ingress", "egress")
+                if getattr(have, f"{d}_rate") is not None and getattr(limits, f"{d}_rate", None) is None]
+        if gone:
+            self.step("limit", what, "limit", name, ep.network, clear=True)
+        if limits is not None:
+            self.step("limit", what, "limit", name, ep.network, **wanted.limit_values())
+        with_keys = {k: v for k, v in wanted.keys.items() if ENDPOINT_KEYS[k].holds is None}
+        changes.append(f"limit {ep.network}: {_changes(_limit_keys(ep, net), with_keys) or 'bursts'}")
 
     def _ports(self, wanted: WantedSandbox, kept: list[Endpoint]) -> list[str]:
         """Publish what the file asks for and is not there, on the endpoints
@@ -326,9 +345,23 @@ def _normal(value):
     return value
 
 
-def _endpoint_changes(ep: Endpoint, wanted: WantedEndpoint) -> str:
-    return ", ".join(f"{key} {_shown(ENDPOINT_KEYS[key].value_of(ep) or ep.ifname)} -> {_shown(value)}"
-                     for key, value in wanted.keys.items() if not ENDPOINT_KEYS[key].holds(ep, value))
+def _endpoint_changes(ep: Endpoint, wanted: WantedEndpoint, net) -> str:
+    """What differs in the keys that need the endpoint made again (the limits change in place)."""
+    return ", ".join(f"{key} {_shown(ENDPOINT_KEYS[key].value_of(ep, net) or ep.ifname)} -> {_shown(value)}"
+                     for key, value in wanted.keys.items()
+                     if ENDPOINT_KEYS[key].holds is not None and not ENDPOINT_KEYS[key].holds(ep, value))
+
+
+def _limits_of(wanted: WantedEndpoint, net):
+    """The model.Limits an endpoint on net gets from the file's limit keys (None: no limits)."""
+    from .. import bandwidth
+
+    return bandwidth.plan(bandwidth.options(wanted.limit_values()), net.mtu)
+
+
+def _limit_keys(ep: Endpoint, net) -> dict:
+    return {key: spec.value_of(ep, net) for key, spec in ENDPOINT_KEYS.items() if spec.holds is None
+            and spec.value_of(ep, net) is not None}
 
 
 def _publishes(p: PortMapping, spec, network: str | None) -> bool:

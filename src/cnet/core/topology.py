@@ -76,9 +76,28 @@ def _bridge_keys(net: Network) -> dict:
     return keys
 
 
+def _sublink_format(default_mode: str, flags: dict[str, str]) -> DriverFormat:
+    """macvlan and ipvlan: parent, mode, and boolean options (key -> option name), as `cnet create` makes them."""
+    def request(keys: dict) -> dict:
+        options = {"parent": keys.get("parent"), "mode": keys.get("mode", default_mode)}
+        options.update({option: True for key, option in flags.items() if keys.get(key)})
+        return dict(masquerade=False, options=options)
+
+    def keys_of(net: Network) -> dict:
+        keys = {"parent": net.options.get("parent")}
+        if net.options.get("mode", default_mode) != default_mode:
+            keys["mode"] = net.options["mode"]
+        keys.update({key: True for key, option in flags.items() if net.options.get(option)})
+        return keys
+
+    return DriverFormat({"parent": STR, "mode": STR, **{key: BOOL for key in flags}}, request, keys_of)
+
+
 DRIVER_FORMATS = {
     "bridge": DriverFormat({"internal": BOOL, "no-masquerade": BOOL, "no-icc": BOOL, "routed": BOOL},
                            _bridge_request, _bridge_keys),
+    "macvlan": _sublink_format("bridge", {"host-access": "host_access"}),
+    "ipvlan": _sublink_format("l2", {}),
 }
 
 NETWORK_KEYS = {"driver": STR, "subnet": STRS, "gateway": STRS, "ip-range": STR, "mtu": INT}
@@ -102,15 +121,35 @@ class EndpointKey:
 
     kind: str
     argument: str  # the keyword of Cnet.attach ("limits.ingress_rate": a key of its dict limits=)
-    holds: Callable[[Endpoint, object], bool]  # the endpoint is as the value asks
-    value_of: Callable[[Endpoint], object]  # the endpoint's value (None: not written by export)
+    # the endpoint is as the value asks; None: a bandwidth limit, compared with the others
+    # of its endpoint (a limit left out is no limit) and changed in place (apply_plan.py)
+    holds: Callable[[Endpoint, object], bool] | None
+    value_of: Callable[[Endpoint, Network], object]  # the endpoint's value (None: not written by export)
+
+
+def _limit_value(direction: str, what: str):
+    """Export of one limit: the rate in tc's units; the burst only when it is not the default."""
+    from .. import bandwidth
+
+    def value_of(ep: Endpoint, net: Network):
+        rate = getattr(ep.limits, f"{direction}_rate", None) if ep.limits else None
+        if rate is None:
+            return None
+        if what == "rate":
+            return bandwidth.format_rate(rate)
+        burst = getattr(ep.limits, f"{direction}_burst")
+        return None if burst == bandwidth.default_burst(rate, net.mtu) else bandwidth.format_size(burst)
+
+    return value_of
 
 
 ENDPOINT_KEYS = {
-    "ip": EndpointKey(STRS, "ips", _holds_ips, lambda ep: tuple(_address(a) for a in ep.addresses)),
-    "mac": EndpointKey(STR, "mac", lambda ep, mac: ep.mac == mac.lower(), lambda ep: ep.mac),
+    "ip": EndpointKey(STRS, "ips", _holds_ips, lambda ep, net: tuple(_address(a) for a in ep.addresses)),
+    "mac": EndpointKey(STR, "mac", lambda ep, mac: ep.mac == mac.lower(), lambda ep, net: ep.mac),
     "ifname": EndpointKey(STR, "ifname", lambda ep, name: ep.ifname == name,
-                          lambda ep: None if re.fullmatch(r"eth\d+", ep.ifname) else ep.ifname),
+                          lambda ep, net: None if re.fullmatch(r"eth\d+", ep.ifname) else ep.ifname),
+    **{f"{d}-{what}": EndpointKey(STR, f"limits.{d}_{what}", None, _limit_value(d, what))
+       for d in ("ingress", "egress") for what in ("rate", "burst")},
 }
 
 SANDBOX_KEYS = {"networks": None, "publish": STRS, "dns": STRS, "add-host": STRS, "hostname": STR,
@@ -134,6 +173,10 @@ class WantedEndpoint:
     keys: dict  # ENDPOINT_KEYS -> value, as given
     publish: tuple[str, ...] = ()  # port specs published on this network
     line: int = 0  # where the file gives it, for errors found later
+
+    def limit_values(self) -> dict:
+        """The bandwidth limits asked for, as Cnet.limit takes them: {"ingress_rate": "10mbit", ...}."""
+        return self.attach_arguments().get("limits", {})
 
     def attach_arguments(self) -> dict:
         """Cnet.attach's keywords; an argument "limits.ingress_rate" goes into the dict limits=."""
@@ -415,8 +458,22 @@ def _endpoints(r: _Reader, node, where: str, planned) -> tuple[WantedEndpoint, .
                 raise r.error(fields["mac"], f"{here}.mac", str(e)) from None
         publish = settings.pop("publish", ())
         _check_specs(r, fields.get("publish"), f"{here}.publish", publish)
-        found.append(WantedEndpoint(network, settings, publish, r.line(here) or at.start_mark.line + 1))
+        wanted = WantedEndpoint(network, settings, publish, r.line(here) or at.start_mark.line + 1)
+        if wanted.limit_values():
+            _check_limits(r, settings_node, here, wanted.limit_values(), planned[network][0])
+        found.append(wanted)
     return tuple(found)
+
+
+def _check_limits(r: _Reader, node, where: str, values: dict, net: Network) -> None:
+    """What `cnet attach` refuses of these limits on net (a bad rate, a burst without its rate, a
+    driver that cannot shape), refused with the line."""
+    from .limit_ops import parse_limits, plan_limits
+
+    try:
+        plan_limits(net, parse_limits(values, new_endpoint=True))
+    except CnetError as e:
+        raise r.error(node, where, str(e)) from None
 
 
 def _routers(r: _Reader, node, topo: Topology, planned) -> None:
@@ -489,7 +546,7 @@ def export(state: State, config: Config | None = None) -> dict:
         for e in mine:
             settings = {}
             for key, spec in ENDPOINT_KEYS.items():
-                value = spec.value_of(e)
+                value = spec.value_of(e, state.networks[e.network])
                 if value is not None:
                     settings[key] = _one_or_list(value) if isinstance(value, tuple) else value
             specs = [spec for spec, _ in port_specs([p for p in state.ports if p.sandbox == e.sandbox
@@ -594,7 +651,7 @@ def dump(doc: dict) -> str:
 def dot(topo: Topology) -> str:
     """The topology in Graphviz's dot language: each network a box in a
     cluster with the sandboxes whose first network it is, sandboxes with
-    their addresses, routers as diamonds, published ports as dashed edges
+    their addresses and bandwidth limits on each link, routers as diamonds, published ports as dashed edges
     from the host, joined sandboxes dotted to the stack they share."""
     def quoted(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
@@ -625,8 +682,11 @@ def dot(topo: Topology) -> str:
         if sb.mode == "joined":
             lines.append(edge(node("sb", sb.name), node("sb", sb.target), "joins", "style=dotted"))
         for ep in sb.endpoints:
-            ips = ", ".join(ep.keys.get("ip", ()))
-            lines.append(edge(node("sb", sb.name), node("net", ep.network), ips))
+            limits = ep.limit_values()
+            shaped = [f"{word} {limits[f'{d}_rate']}" for d, word in (("ingress", "in"), ("egress", "out"))
+                      if f"{d}_rate" in limits]
+            label = "\n".join(filter(None, [", ".join(ep.keys.get("ip", ())), " ".join(shaped)]))
+            lines.append(edge(node("sb", sb.name), node("net", ep.network), label))
         for text in [*sb.publish, *(t for e in sb.endpoints for t in e.publish)]:
             ports = True
             lines.append(edge("host", node("sb", sb.name), _port_label(text), "style=dashed, dir=forward"))
