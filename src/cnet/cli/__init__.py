@@ -28,6 +28,7 @@ from .limit import limit
 from .output import usage_message
 from .ports import publish, unpublish
 from .show import inspect, ls
+from .topology import apply, export, graph
 
 
 class Context:
@@ -60,6 +61,7 @@ SECTIONS = [
     ("Seeing what is there", ["ls", "inspect"]),
     ("Lifecycle", ["check", "restore", "gc"]),
     ("Many at once", ["batch"]),
+    ("Topologies", ["apply", "export", "graph"]),
     ("Shell", ["completion"]),
 ]
 
@@ -104,7 +106,7 @@ def cli(ctx, state, config, firewall, verbose, quiet, debug):
 
 
 for command in (create, attach, detach, exec_, limit, publish, unpublish, ls, inspect, delete, rm, batch,
-                check, restore, gc, completion, explain):
+                check, restore, gc, completion, explain, apply, export, graph):
     cli.add_command(command)
 
 

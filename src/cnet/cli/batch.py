@@ -8,7 +8,7 @@ import click
 from ..errors import CnetError, InvalidInput
 from .output import usage_message
 
-NOT_IN_BATCH = ("batch", "exec", "check", "restore", "gc")  # the last three take the lock themselves
+NOT_IN_BATCH = ("batch", "exec", "check", "restore", "gc", "apply")  # the last four take the lock themselves
 
 
 class LineFailed(CnetError):

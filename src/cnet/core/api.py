@@ -1,5 +1,6 @@
 """`Cnet`: the public Python API of cnet, one transaction per operation (see base.py)."""
 
+from .apply_ops import ApplyOps
 from .lifecycle import LifecycleOps
 from .limit_ops import LimitOps
 from .network_ops import NetworkOps
@@ -9,7 +10,7 @@ from .router_ops import RouterOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps, LimitOps, RouterOps, PortOps, ReadOps, LifecycleOps):
+class Cnet(NetworkOps, SandboxOps, LimitOps, RouterOps, PortOps, ReadOps, LifecycleOps, ApplyOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""
 
     def explain(self, ns: str | None, port: str) -> list:

@@ -34,10 +34,14 @@ def forwarding_keys(endpoints) -> list[str]:
 def prepare_router_namespace(name: str) -> None:
     """Before a router's links exist: no duplicate address detection on them.
     While a link-local address is tentative (1-2 s) the router sends no
-    neighbour solicitation, so the first IPv6 packets it forwards would wait."""
+    neighbour solicitation, so the first IPv6 packets it forwards would wait.
+    And a gratuitous ARP as each link comes up: a router made again at the
+    same address (`cnet apply` replacing it) has new MACs, which the
+    sandboxes' neighbour caches would otherwise miss for half a minute."""
     from ..kernel import netns, sysctl
 
     with netns.entered(netns.path_of(name)):
+        sysctl.write("net.ipv4.conf.default.arp_notify", "1")
         if sysctl.exists("net.ipv6.conf.default.accept_dad"):  # a kernel booted without IPv6 has none
             sysctl.write("net.ipv6.conf.default.accept_dad", "0")
 

@@ -1,0 +1,90 @@
+"""`cnet apply`, `cnet export`, `cnet graph`: topologies against the state
+(core/topology.py reads and writes them, core/apply_plan.py plans)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import CnetError, InvalidInput, OperationFailed
+from .base import CnetBase
+
+if TYPE_CHECKING:  # loaded by the operations that use them: `cnet ls` needs neither
+    from . import apply_plan, topology
+
+
+class StepFailed(CnetError):
+    """A step of an apply failed; carries that step's exit code. The steps before it stay done and recorded."""
+
+
+class ApplyOps(CnetBase):
+    def load_topology(self, text: str, source: str) -> topology.Topology:
+        from . import topology
+
+        return topology.load(text, self.config, source)
+
+    def plan_topology(self, text: str, source: str, *, prune: bool = False) -> apply_plan.Plan:
+        """What apply would do (reads only)."""
+        from . import apply_plan
+
+        return apply_plan.plan(self.read_state(), self.load_topology(text, source), self.config, prune)
+
+    def apply_topology(self, text: str, source: str, *, prune: bool = False,
+                       show: Callable[[apply_plan.Plan], None] = lambda plan: None,
+                       progress: Callable[[int, int, apply_plan.Step], None] = lambda i, n, step: None
+                       ) -> apply_plan.Plan:
+        """Make the state and the kernel what the topology says, under one
+        lock as one batch (the firewall and the state file written once, at
+        the end). The plan is made under the lock, shown (show), and its
+        steps run in order (progress before each); the first that fails
+        stops the apply, named, with the steps before it done and recorded."""
+        from . import apply_plan
+
+        wanted = self.load_topology(text, source)  # a bad file: nothing is locked, nothing done
+        with self.batch():
+            plan = apply_plan.plan(self.read_state(), wanted, self.config, prune)
+            show(plan)
+            for number, step in enumerate(plan.steps, start=1):
+                progress(number, len(plan.steps), step)
+                try:
+                    getattr(self, step.method)(*step.args, **step.kwargs)
+                except CnetError as e:
+                    done = f"the {number - 1} step(s) before it are done" if number > 1 else "nothing was done"
+                    failed = StepFailed(f"{step.what}: {e} ({done})")
+                    failed.exit_code = e.exit_code
+                    raise failed from e
+        return plan
+
+    def export_topology(self) -> str:
+        """The state as a topology file."""
+        from . import topology
+
+        return topology.dump(topology.export(self.read_state(), self.config))
+
+    def graph(self, text: str | None = None, source: str = "", fmt: str = "dot") -> bytes:
+        """A picture of a topology file's text (None: of the state) in Graphviz's
+        dot language, or rendered by Graphviz (svg, png)."""
+        from . import topology
+
+        if text is None:
+            text, source = self.export_topology(), "the state"
+        dot = topology.dot(self.load_topology(text, source)).encode()
+        if fmt == "dot":
+            return dot
+        return _render(dot, fmt)
+
+
+def _render(dot: bytes, fmt: str) -> bytes:
+    import shutil
+    import subprocess
+
+    if fmt not in ("svg", "png"):
+        raise InvalidInput(f"unknown graph format {fmt!r} (dot, svg or png)")
+    program = shutil.which("dot")
+    if program is None:
+        raise OperationFailed(f"--format {fmt} needs Graphviz's dot program, which is not installed"
+                              " (Debian package graphviz: apt-get install graphviz); --format dot writes the text")
+    done = subprocess.run([program, f"-T{fmt}"], input=dot, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise OperationFailed(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
