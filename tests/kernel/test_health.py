@@ -107,6 +107,8 @@ def test_iptables_legacy_rules_beside_nft(routed):
 def test_iptables_nft_rules_beside_legacy(routed, tmp_path):
     """The reverse: `iptables` is the legacy variant (a PATH of its own here)
     and rules are in iptables-nft's tables."""
+    if routed.env.get("CNET_FIREWALL") == "iptables":
+        pytest.skip("with cnet's iptables backend its own rules are in iptables-nft's tables: the count is not 1")
     for tool in ("iptables", "iptables-save", "ip6tables", "ip6tables-save"):
         (tmp_path / tool).symlink_to(f"/usr/sbin/{tool.replace('tables', 'tables-legacy', 1)}")
     legacy = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
