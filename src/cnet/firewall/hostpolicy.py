@@ -143,7 +143,7 @@ def _target(words: list[str]) -> str:
     return words[words.index("-j") + 1] if "-j" in words[:-1] else ""
 
 
-def _is_cnets(words: list[str]) -> bool:
+def is_cnets(words: list[str]) -> bool:
     """A jump to a chain of cnet's (CNET-..., CNETid-...), of any state file."""
     return _target(words).startswith("CNET")
 
@@ -157,7 +157,7 @@ def forward_refusal(view: View) -> str | None:
     """Why FORWARD may drop cnet's traffic (a phrase), None when it cannot."""
     if view.policy != "ACCEPT":
         return f"has policy {view.policy}"
-    foreign = next((i for i, words in enumerate(view.forward) if not _is_cnets(words)), None)
+    foreign = next((i for i, words in enumerate(view.forward) if not is_cnets(words)), None)
     if foreign is None:
         return None
     return f"holds rules that are not cnet's (rule {foreign + 1}: `{' '.join(view.forward[foreign])}`)"
@@ -169,7 +169,7 @@ def jump_in_place(view: View, chain: str) -> bool:
     if len(jumps) != 1:
         return False
     before, after = view.forward[:jumps[0]], view.forward[jumps[0] + 1:]
-    return all(_is_cnets(w) for w in before) and not any(_is_cnet_forward(w) for w in after)
+    return all(is_cnets(w) for w in before) and not any(_is_cnet_forward(w) for w in after)
 
 
 def jump_position(view: View, chain: str) -> int:
@@ -272,7 +272,9 @@ def nft_fixes(chains: list[hostread.ForwardChain], s: Structure, tag: str, skip)
         ours = [r for r in chain.rules if _own(r, tag)]
         where = f"{chain.family} {chain.table} {chain.name}"
         deletes = "".join(f"delete rule {where} handle {r.handle}\n" for r in ours)
-        why = chain.refusal() if s.bridges and answered(chain, skip) else None
+        family = {"ip": 4, "ip6": 6}.get(chain.family)  # inet: both
+        wanted = s.bridges and answered(chain, skip) and (family is None or _needs_family(s, family))
+        why = chain.refusal() if wanted else None
         if why is None:
             if ours:
                 fixes.append(ChainFix(chain, deletes, f"extra accept rules of cnet's in nftables {chain.where}"
@@ -315,6 +317,11 @@ def untouched_warning(chain: hostread.ForwardChain, why: str, reason: str, netwo
             f" traffic of {networks} may be dropped there whatever cnet accepts, and cnet adds nothing there"
             f" ({reason}); accept it in that chain first (iifname \"{bridge}\" accept; oifname \"{bridge}\" ct state"
             " established,related accept; ct status dnat accept), or remove the chain")
+
+
+def untouched_in(items: list[dict]) -> list[tuple[hostread.ForwardChain, str, str]]:
+    """untouched() of a ruleset (core/health.py)."""
+    return untouched(hostread.nft_forward_chains(items), _skip_of(stacks(items)))
 
 
 def _skip_of(found: list[Stack]):

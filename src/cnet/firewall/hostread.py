@@ -247,9 +247,15 @@ def has_firewalld(items: list[dict]) -> bool:
 
 
 def iptables_nft_rules(items: list[dict], family: str) -> int:
-    """Rules in the nft tables iptables-nft makes for one family ("ip", "ip6")."""
+    """Rules in the nft tables iptables-nft makes for one family ("ip", "ip6"),
+    but cnet's (in its CNET* chains, or jumping to one)."""
     return sum(1 for i in items if "rule" in i and i["rule"]["family"] == family
-               and iptables_nft_table(family, i["rule"]["table"]))
+               and iptables_nft_table(family, i["rule"]["table"]) and not _cnets_nft_rule(i["rule"]))
+
+
+def _cnets_nft_rule(rule: dict) -> bool:
+    return rule["chain"].startswith("CNET") or any(
+        str(e.get("jump", {}).get("target", "")).startswith("CNET") for e in rule.get("expr", ()))
 
 
 # -- nftables forward chains cnet answers (hostpolicy.py) --------------------------
