@@ -328,8 +328,9 @@ def nft_forward_chains(items: list[dict]) -> list[ForwardChain]:
                 chains[(c["family"], c["table"], c["name"])] = c
         elif "rule" in item:
             r = item["rule"]
+            refusal = None if _cnets_nft_rule(r) else _refusal_in(r.get("expr", []))  # cnet's jumps: iptables-nft's
             rules.setdefault((r["family"], r["table"], r["chain"]), []).append(
-                NftRule(r.get("handle", 0), r.get("comment", ""), _refusal_in(r.get("expr", []))))
+                NftRule(r.get("handle", 0), r.get("comment", ""), refusal))
     return [ForwardChain(family, table, name, c.get("policy", "accept"), tuple(rules.get((family, table, name), ())))
             for (family, table, name), c in chains.items()]
 
