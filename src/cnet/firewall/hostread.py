@@ -1,6 +1,7 @@
-"""Reading the host's own firewall for `cnet check`'s health warnings: what in
-the iptables FORWARD chains and in nftables' forward-hook base chains drops
-or rejects forwarded traffic, and whether two iptables stacks filter at once.
+"""Reading the host's own firewall, for `cnet check`'s health warnings and for
+the accepts cnet adds to it (hostpolicy.py): what in the iptables FORWARD
+chains and in nftables' forward-hook base chains drops or rejects forwarded
+traffic, and whether two iptables stacks filter at once.
 
 The readers run the tools and return their output, or None where a tool is
 missing or fails (no warning then, never an error). The parsers are pure
@@ -80,6 +81,30 @@ def nft_ruleset() -> list[dict] | None:
         return json.loads(output).get("nftables", []) if output.strip() else []
     except ValueError:
         return None
+
+
+def nft_foreign_ruleset() -> list[dict] | None:
+    """nft_ruleset() without cnet's own tables, whose maps grow with the
+    published ports: `list tables`, then `list table` of each other one (one
+    command a run: nft 1.0.6 lists only one table of a script of several)."""
+    from ..errors import OperationFailed
+    from .nftables import _run
+
+    items = []
+    try:
+        errors, output = _run("list tables", json_output=True)
+        if errors:
+            return None
+        for table in [i["table"] for i in json.loads(output).get("nftables", []) if "table" in i]:
+            if table["name"].startswith("cnet"):
+                continue
+            errors, output = _run(f"list table {table['family']} {table['name']}", json_output=True)
+            if errors:
+                return None
+            items += json.loads(output).get("nftables", [])
+    except (OperationFailed, ValueError):
+        return None
+    return items
 
 
 # -- iptables-save ---------------------------------------------------------------
