@@ -184,10 +184,10 @@ class Blocked(NamedTuple):
 def forward_blocks(policy: str, rules: list[list[str]], accept_chain: str) -> Blocked | None:
     """Whether a FORWARD chain (its policy and rules, as SavedTables.forward
     gives them) drops the forwarded traffic of cnet's networks; None when it
-    does not. cnet answers a DROP policy with a jump to accept_chain
-    (hostpolicy.py) at the end of the chain: a rule that drops or rejects
-    every packet before that jump defeats it, and so does one where the
-    policy accepts (cnet adds no jump there)."""
+    does not. cnet answers a policy that is not ACCEPT, or rules that are
+    not its own, with a jump to accept_chain at the top of the chain
+    (hostpolicy.py): a rule that drops or rejects every packet before that
+    jump defeats it, and so does one when the jump is missing."""
     jump = next((i for i, words in enumerate(rules) if words[-2:] == ["-j", accept_chain]), None)
     drop = next((i for i, words in enumerate(rules) if _is_unconditional_drop(words)), None)
     if drop is not None and (jump is None or drop < jump):
