@@ -170,16 +170,21 @@ def test_the_last_network_leaves_the_hosts_firewall_as_it_was(firewalled):
     assert "CNET" not in ok(host.run(["iptables-save"])) + ok(host.run(["ip6tables-save"]))
 
 
-def test_a_reloaded_firewall_is_named_at_the_next_publish(two_hosts):
+@pytest.mark.parametrize("row, warning", [
+    ("nft-policy-drop", "nftables chain forward of table inet filter (not cnet's) has policy drop, and cnet's accepts at"
+                        " its top are missing or out of date: forwarded traffic of cnet's networks is dropped there"),
+    ("rhel-reject", "iptables: FORWARD may drop forwarded traffic of cnet's networks, and its jump to CNET-ACCEPT is"
+                    " missing"),
+])
+def test_a_reloaded_firewall_is_named_at_the_next_publish(two_hosts, row, warning):
     host, _ = two_hosts
-    host.sh(f"nft '{NFT_FILTER}'", check=True)
-    ok(host.cnet("create", "bridge", "mybr0", "--subnet", "172.26.0.0/16"))
-    ok(host.cnet("create", "ns", "web", "--network", "mybr0"))
-    host.sh(FIREWALLS["nft-policy-drop"].reload, check=True)
+    host.sh(FIREWALLS[row].setup, check=True)
+    quiet(host.cnet("create", "bridge", "mybr0", "--subnet", "172.26.0.0/16"))
+    quiet(host.cnet("create", "ns", "web", "--network", "mybr0"))
+    host.sh(FIREWALLS[row].reload, check=True)
     r = host.cnet("publish", "web", "8080:80")
     assert r.returncode == 0
-    assert ("cnet: warning: nftables chain forward of table inet filter (not cnet's) has policy drop, and cnet's"
-            " accepts at its top are missing or out of date") in r.stderr and "`cnet restore` puts them back" in r.stderr
+    assert f"cnet: warning: {warning}; `cnet restore` puts cnet's accepts back" in r.stderr, r.stderr
 
 
 def test_a_chain_cnet_does_not_answer_is_warned_of_at_every_command_it_affects(two_hosts):

@@ -257,11 +257,13 @@ def _own(rule: hostread.NftRule, tag: str) -> bool:
 
 
 class ChainFix(NamedTuple):
-    """A change to one foreign chain: the nft script, and what is wrong until it runs."""
+    """A change to one foreign chain: the nft script, and what is wrong until
+    it runs; missing: cnet's accepts are (else stale ones are left there)."""
 
     chain: hostread.ForwardChain
     script: str
     problem: str
+    missing: bool
 
 
 def answered(chain: hostread.ForwardChain, skip) -> bool:
@@ -284,7 +286,7 @@ def nft_fixes(chains: list[hostread.ForwardChain], s: Structure, tag: str, skip)
         if why is None:
             if ours:
                 fixes.append(ChainFix(chain, deletes, f"extra accept rules of cnet's in nftables {chain.where}"
-                                      " (nothing of cnet's needs them there)"))
+                                      " (nothing of cnet's needs them there)", False))
             continue
         comment = nft_comment(s, tag)
         rules = nft_rules(s)
@@ -296,7 +298,8 @@ def nft_fixes(chains: list[hostread.ForwardChain], s: Structure, tag: str, skip)
             inserts = "".join(f'insert rule {where} {rule} comment "{comment}"\n' for rule in reversed(rules))
             fixes.append(ChainFix(chain, deletes + inserts,
                                   f"nftables {chain.where} (not cnet's) has {why}, and cnet's accepts at its top are"
-                                  " missing or out of date: forwarded traffic of cnet's networks is dropped there"))
+                                  " missing or out of date: forwarded traffic of cnet's networks is dropped there",
+                                  True))
     return fixes
 
 
@@ -413,9 +416,9 @@ def warnings(s: Structure, owner) -> list[str]:
     skip = _skip_of(stacks(items))
     found = [untouched_warning(c, why, reason, "cnet's networks", s.bridges[0])
              for c, why, reason in untouched(chains, skip)]
-    stale = [f.problem for f in nft_fixes(chains, s, owner.tag, skip)]
-    stale += _iptables_nft_without_jump(items, s, owner.iptables_chain("ACCEPT"))
-    return found + [f"{line}; `cnet restore` puts them back" for line in stale]
+    lost = [f.problem for f in nft_fixes(chains, s, owner.tag, skip) if f.missing]
+    lost += _iptables_nft_without_jump(items, s, owner.iptables_chain("ACCEPT"))
+    return found + [f"{line}; `cnet restore` puts cnet's accepts back" for line in lost]
 
 
 def _iptables_nft_without_jump(items: list[dict], s: Structure, chain: str) -> list[str]:
