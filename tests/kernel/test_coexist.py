@@ -50,6 +50,14 @@ def _iptables(tool: str, rules: str) -> Firewall:
 FIREWALLS = {
     "policy-drop": _iptables("iptables", "{t} -P FORWARD DROP"),
     "rhel-reject": _iptables("iptables", "{t} -A FORWARD -j REJECT"),
+    # DOCKER-USER and ufw's chains are reached from FORWARD after cnet's jump: its ACCEPT there ends FORWARD
+    "docker-like": _iptables("iptables", "{t} -N DOCKER-USER && {t} -A DOCKER-USER -j RETURN && {t} -N DOCKER-FORWARD"
+                                         " && {t} -A FORWARD -j DOCKER-USER && {t} -A FORWARD -j DOCKER-FORWARD"
+                                         " && {t} -P FORWARD DROP"),
+    "ufw-like": _iptables("iptables", "{t} -N ufw-before-forward && {t} -N ufw-user-forward && {t} -N ufw-reject-forward"
+                                      " && {t} -A ufw-before-forward -j ufw-user-forward"
+                                      " && {t} -A ufw-reject-forward -j REJECT && {t} -A FORWARD -j ufw-before-forward"
+                                      " && {t} -A FORWARD -j ufw-reject-forward && {t} -P FORWARD DROP"),
     "nft-policy-drop": Firewall(f"nft '{NFT_FILTER}'", f"nft delete table inet filter && nft '{NFT_FILTER}'",
                                 "nftables chain forward of table inet filter"),
     "firewalld": Firewall(f"nft '{FIREWALLD}'", f"nft delete table inet firewalld && nft '{FIREWALLD}'",
