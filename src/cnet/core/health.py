@@ -109,7 +109,7 @@ def _forwarding_off(routed: dict[int, list[Network]]) -> list[str]:
 def _forward_path(routed: dict[int, list[Network]]) -> list[str]:
     found = []
     variants = {family: hostread.iptables_variant(family) for family in routed}
-    for family, nets in sorted(routed.items()):
+    for family in sorted(routed):
         if variants[family] == "nft":
             found += _legacy_beside_nft(family)
     items = hostread.nft_ruleset()

@@ -281,7 +281,7 @@ def nft_fixes(chains: list[hostread.ForwardChain], s: Structure, tag: str, skip)
         where = f"{chain.family} {chain.table} {chain.name}"
         deletes = "".join(f"delete rule {where} handle {r.handle}\n" for r in ours)
         family = {"ip": 4, "ip6": 6}.get(chain.family)  # inet: both
-        wanted = s.bridges and answered(chain, skip) and (family is None or _needs_family(s, family))
+        wanted = bool(s.bridges) and answered(chain, skip) and (family is None or _needs_family(s, family))
         why = chain.refusal() if wanted else None
         if why is None:
             if ours:
