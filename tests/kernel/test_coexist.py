@@ -211,3 +211,26 @@ def test_a_chain_cnet_does_not_answer_is_warned_of_at_every_command_it_affects(t
     code, report = check(host)
     assert code == 0 and [w for w in report["warnings"] if "table bridge theirs" in w]
     assert report["foreign_rules"] == []
+
+
+def test_two_state_files_keep_their_own_accepts(two_hosts):
+    host, _ = two_hosts
+    host.sh(f"nft '{NFT_FILTER}' && iptables -P FORWARD DROP", check=True)
+    other = ["--state", "/var/lib/cnet/other.yaml"]
+    ok(host.cnet("create", "bridge", "mybr0", "--subnet", "172.26.0.0/16"))
+    ok(host.cnet(*other, "create", "bridge", "theirs0", "--subnet", "10.91.0.0/24"))
+
+    def owners() -> list[str]:
+        """The first word of the comments in the foreign chain: whose accepts are there."""
+        listing = json.loads(ok(host.run(["nft", "-j", "list", "chain", "inet", "filter", "forward"])))["nftables"]
+        return sorted({i["rule"]["comment"].split()[0] for i in listing if "rule" in i})
+
+    (ours, theirs) = owners()
+    assert ours == "cnet" and theirs.startswith("cnet@")
+    assert check(host)[0] == 0 and host.cnet(*other, "check").returncode == 0
+    ok(host.cnet("delete", "bridge", "mybr0"))
+    assert owners() == [theirs]
+    assert "-A FORWARD -j CNET-ACCEPT" not in ok(host.run(["iptables", "-S"]))
+    assert host.cnet(*other, "check").returncode == 0
+    ok(host.cnet(*other, "delete", "bridge", "theirs0"))
+    assert owners() == [] and "CNET" not in ok(host.run(["iptables", "-S"]))
