@@ -309,7 +309,7 @@ class CnetBase:
         """For an operation whose traffic crosses the host's forward path
         (create ns --network, attach, publish): the forward chains of other
         firewalls that would drop it and hold no accepts of cnet's
-        (firewall/hostpolicy.py; one libnftables listing, ~1-3 ms). Not in a
+        (firewall/hostpolicy.py; nft through libnftables only, ~2-3 ms). Not in a
         batch, which may make hundreds of sandboxes."""
         from .. import firewall
         from ..firewall.plan import structure_of
