@@ -68,6 +68,12 @@ class Owner:
     # -- the firewall --------------------------------------------------------
 
     @property
+    def tag(self) -> str:
+        """The first word of its tags: "cnet", or "cnet@ID" (also on the rules
+        cnet adds to firewalls it does not own: firewall/hostpolicy.py)."""
+        return self._prefix
+
+    @property
     def nft_table(self) -> str:
         """The name of the nftables table (family inet)."""
         return f"cnet_{self.id}" if self.id else "cnet"

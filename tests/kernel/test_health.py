@@ -58,50 +58,63 @@ def test_forwarding_off_matters_to_routed_networks_only(host):
     assert [w.split(" is ")[0] for w in warnings(host)] == ["net.ipv6.conf.all.forwarding"]
 
 
+def differences(host) -> list[str]:
+    return [d["text"] for d in json.loads(host.cnet("check", "--json").stdout)["differences"]]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_iptables_forward_policy_drop(host, backend):
-    """A DROP policy set after cnet made its networks is not answered; cnet
-    adds its accept jump at its next change of networks, and the warning goes."""
+def test_iptables_forward_policy_drop_set_after_cnet(host, backend):
+    """A DROP policy set after cnet made its networks: cnet's accepts are
+    missing there, a difference (not a warning) that restore, or the next change
+    of networks, puts right."""
     host.env["CNET_FIREWALL"] = backend
     ok(host.cnet("create", "bridge", "br0", "--subnet", "10.60.0.0/24"))
     host.run(["iptables", "-P", "FORWARD", "DROP"], check=True)
-    (line,) = warnings(host)
-    assert line.startswith("iptables: the FORWARD policy is DROP and FORWARD has no jump to CNET-ACCEPT, so"
-                           " forwarded traffic of network br0 is dropped")
-    ok(host.cnet("create", "bridge", "br1", "--subnet", "10.63.0.0/24"))
     assert warnings(host) == []
+    (line,) = differences(host)
+    assert line.startswith("iptables: FORWARD has policy DROP, and cnet's accepts are missing there")
+    ok(host.cnet("restore"))
+    assert differences(host) == [] and warnings(host) == []
+    host.run(["iptables", "-D", "FORWARD", "-j", "CNET-ACCEPT"], check=True)
+    ok(host.cnet("create", "bridge", "br1", "--subnet", "10.63.0.0/24"))
+    assert differences(host) == [] and warnings(host) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_iptables_final_reject(host, backend):
+def test_iptables_final_reject_set_after_cnet(host, backend):
     host.env["CNET_FIREWALL"] = backend
     ok(host.cnet("create", "bridge", "br0", "--subnet", "10.60.0.0/24"))
     host.run(["iptables", "-A", "FORWARD", "-j", "REJECT"], check=True)
-    (line,) = warnings(host)
-    assert "(`-j REJECT --reject-with icmp-port-unreachable`) refuses every packet and no jump to CNET-ACCEPT" in line
+    (line,) = differences(host)
+    assert line.startswith("iptables: FORWARD holds rules that are not cnet's (rule ")
+    assert ": `-j REJECT --reject-with icmp-port-unreachable`)" in line
     host.run(["iptables", "-D", "FORWARD", "-j", "REJECT"], check=True)
-    assert warnings(host) == []
+    assert differences(host) == [] and warnings(host) == []
 
 
-def test_ip6tables_is_read_for_ipv6_networks_only(host):
+def test_ip6tables_is_answered_for_ipv6_networks_only(host):
     host.run(["ip6tables", "-P", "FORWARD", "DROP"], check=True)
     ok(host.cnet("create", "bridge", "v4only", "--subnet", "10.60.0.0/24"))
-    host.run(["ip6tables", "-P", "FORWARD", "DROP"], check=True)  # again: cnet made no accept rules for IPv6
-    assert warnings(host) == []
+    assert "CNET-ACCEPT" not in ok(host.run(["ip6tables", "-S"]))
+    assert differences(host) == [] and warnings(host) == []
     ok(host.cnet("create", "bridge", "v6", "--subnet", "fd00:64::/64"))
+    assert "-A FORWARD -j CNET-ACCEPT" in ok(host.run(["ip6tables", "-S"]))
     host.run(["ip6tables", "-D", "FORWARD", "-j", "CNET-ACCEPT"], check=True)
-    (line,) = warnings(host)
-    assert line.startswith("ip6tables: the FORWARD policy is DROP") and "network v6 is dropped" in line
+    (line,) = differences(host)
+    assert line.startswith("ip6tables: FORWARD has policy DROP")
 
 
 def test_iptables_legacy_rules_beside_nft(routed):
     routed.run(["iptables-legacy", "-P", "FORWARD", "DROP"], check=True)
     routed.run(["iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"], check=True)
     (line,) = warnings(routed)
-    assert line.startswith("iptables-legacy holds 1 rule(s) and policies filter FORWARD DROP beside iptables (nft)")
-    assert "there the FORWARD policy is DROP and FORWARD has no jump to CNET-ACCEPT" in line
-    routed.sh("iptables-legacy -F && iptables-legacy -P FORWARD ACCEPT", check=True)
-    assert warnings(routed) == []  # its tables are still there, empty
+    assert line.startswith("iptables-legacy holds 1 rule(s) beside iptables (nft): both stacks see every packet")
+    (line,) = differences(routed)
+    assert line.startswith("iptables-legacy: FORWARD has policy DROP, and cnet's accepts are missing there")
+    ok(routed.cnet("restore"))
+    assert differences(routed) == []
+    routed.sh("iptables-legacy -F INPUT", check=True)
+    assert warnings(routed) == []  # its FORWARD policy is answered by cnet's accepts
 
 
 def test_iptables_nft_rules_beside_legacy(routed, tmp_path):
@@ -121,33 +134,52 @@ def test_iptables_nft_rules_beside_legacy(routed, tmp_path):
     assert json.loads(routed.cnet("check", "--json", env=legacy).stdout)["warnings"] == []
 
 
-def test_nft_chain_dropping_forwarded_traffic(routed):
+def test_nft_chain_dropping_forwarded_traffic_made_after_cnet(routed):
     routed.run(["nft", "add table inet other; add chain inet other f { type filter hook forward priority 0;"
                 " policy drop; }"], check=True)
-    (line,) = warnings(routed)
-    assert line.startswith("nftables chain f of table inet other (not cnet's) has policy drop: a packet must pass"
-                           " every forward chain, so forwarded traffic of network br0 is dropped there")
-    routed.run(["nft", "add rule inet other f iifname br0 accept"], check=True)
-    routed.run(["nft", "chain inet other f { policy accept; }; add rule inet other f counter reject"], check=True)
-    (line,) = warnings(routed)
-    assert "has a rule that rejects every packet" in line
-    routed.run(["nft", "delete table inet other"], check=True)
     assert warnings(routed) == []
+    (line,) = differences(routed)
+    assert line.startswith("nftables chain f of table inet other (not cnet's) has policy drop, and cnet's accepts")
+    ok(routed.cnet("restore"))
+    assert differences(routed) == []
+    routed.run(["nft", "chain inet other f { policy accept; }"], check=True)
+    (line,) = differences(routed)  # it drops nothing now: cnet's accepts there are stale
+    assert line.startswith("extra accept rules of cnet's in nftables chain f of table inet other")
+    ok(routed.cnet("gc"))
+    assert differences(routed) == []
+    routed.run(["nft", "add rule inet other f counter reject"], check=True)
+    (line,) = differences(routed)
+    assert "has a reject rule" in line
+    routed.run(["nft", "delete table inet other"], check=True)
+    assert differences(routed) == [] and warnings(routed) == []
 
 
 def test_nft_chains_of_a_family_cnet_does_not_route_are_left_alone(routed):
     routed.run(["nft", "add table ip6 v6; add chain ip6 v6 f { type filter hook forward priority 0;"
                 " policy drop; }"], check=True)
-    assert warnings(routed) == []
+    assert warnings(routed) == [] and differences(routed) == []
 
 
-def test_firewalld(routed):
+def test_nft_chains_cnet_does_not_answer(routed):
+    routed.run(["nft", "add table bridge b; add chain bridge b f { type filter hook forward priority 0;"
+                " policy drop; }"], check=True)
+    (line,) = warnings(routed)
+    assert line.startswith("nftables chain f of table bridge b (not cnet's) has policy drop: a packet must pass"
+                           " every forward chain, so forwarded traffic of network br0 may be dropped there")
+    assert "(cnet adds rules to chains of families ip, ip6, inet only)" in line
+    assert differences(routed) == []
+
+
+def test_firewalld_table_made_after_cnet(routed):
     routed.run(["nft", "add table inet firewalld; add chain inet firewalld filter_FORWARD { type filter hook"
                 " forward priority 10; policy accept; }; add rule inet firewalld filter_FORWARD reject"], check=True)
-    (line,) = warnings(routed)
-    assert line.startswith("firewalld is running (nftables table inet firewalld)") and "--add-interface=br0" in line
+    assert warnings(routed) == []  # no firewall-cmd here: cnet's accepts in its table are the way
+    (line,) = differences(routed)
+    assert line.startswith("nftables chain filter_FORWARD of table inet firewalld (not cnet's) has a reject rule")
+    ok(routed.cnet("restore"))
+    assert differences(routed) == []
     routed.run(["nft", "delete table inet firewalld"], check=True)
-    assert warnings(routed) == []
+    assert warnings(routed) == [] and differences(routed) == []
 
 
 def add_uplink(host, mtu: int) -> None:

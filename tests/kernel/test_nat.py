@@ -251,13 +251,13 @@ def test_forward_policy_drop_gets_narrow_accepts_and_loses_them_with_the_last_ne
     assert "CNET" not in rules and "-P FORWARD DROP" in rules
 
 
-def test_other_dropping_forward_chains_are_warned_about(net):
+def test_other_dropping_forward_chains_cnet_does_not_answer_are_warned_about(net):
     host, _ = net
-    host.sh("nft add table inet theirs; nft add chain inet theirs gate '{ type filter hook forward priority 0; policy drop; }'",
-            check=True)
+    host.sh("nft add table bridge theirs; nft add chain bridge theirs gate '{ type filter hook forward priority 0;"
+            " policy drop; }'", check=True)
     r = host.cnet("create", "bridge", "net3", "--subnet", "10.66.0.0/24")
     assert r.returncode == 0
-    assert "cnet: warning: chain gate of table inet theirs drops forwarded traffic" in r.stderr
+    assert "cnet: warning: nftables chain gate of table bridge theirs (not cnet's) has policy drop" in r.stderr
 
 
 def test_nothing_is_left_after_the_last_network(net):

@@ -9,7 +9,9 @@ CHECK_DIFFERS = 5  # pinned: scripts run `cnet check || cnet restore`
 
 
 @click.command("check")
-@click.option("--json", "as_json_", is_flag=True, help="One JSON document: in_sync, differences, warnings.")
+@click.option("--json", "as_json_", is_flag=True,
+              help="One JSON document: in_sync, differences, warnings, foreign_rules (what cnet added to"
+                   " firewalls it does not own).")
 @click.option("--deep", is_flag=True, help="Look inside every sandbox too (its links, MACs and addresses).")
 @click.pass_obj
 def check(obj, as_json_, deep):
@@ -28,7 +30,7 @@ def check(obj, as_json_, deep):
     differences, warnings = obj.api.check(deep=deep)
     if as_json_:
         as_json({"in_sync": not differences, "differences": [d.to_dict() for d in differences],
-                 "warnings": warnings})
+                 "warnings": warnings, "foreign_rules": obj.api.foreign_rules()})
     else:
         for d in differences:
             click.echo(d.text)

@@ -305,6 +305,21 @@ class CnetBase:
                 self._forget_later(c, old.dnat ^ new.dnat)
         self._sync_forwarding(c)
 
+    def _warn_of_foreign_drops(self, c: Change) -> None:
+        """For an operation whose traffic crosses the host's forward path
+        (create ns --network, attach, publish): the forward chains of other
+        firewalls that would drop it and hold no accepts of cnet's
+        (firewall/hostpolicy.py; nft through libnftables only, ~2-3 ms). Not in a
+        batch, which may make hundreds of sandboxes."""
+        from .. import firewall
+        from ..firewall.plan import structure_of
+
+        if c.in_batch:
+            return
+        for line in firewall.host_warnings(structure_of(c.state, firewall_needs), self.owner):
+            if line not in self.warnings:
+                self.warnings.append(line)
+
     @staticmethod
     def _forget_later(c: Change, entries) -> None:
         """Once saved, forget the connections tracked for these host ports:

@@ -3,11 +3,12 @@ objects, keeps its networks from working. Each warning is one sentence: what
 is wrong, what it breaks, what to do. Nothing is changed.
 
 - forwarding off while a routed network of that family exists;
-- a forward path that drops cnet's traffic: the iptables FORWARD chain (a
-  DROP policy without cnet's accept jump, a rule refusing every packet before
-  it), rules in the other iptables stack (legacy beside nft, or the reverse),
-  an nftables forward-hook chain of another table that drops by default or
-  with a final rule, firewalld;
+- a forward chain of another firewall that drops cnet's traffic and that
+  cnet adds no accepts to (firewall/hostpolicy.py answers every iptables
+  FORWARD chain and the forward chains of other ip, ip6 and inet tables; a
+  missing accept there is a difference of `cnet check`, not a warning);
+- rules in the other iptables stack (legacy beside nft, or the reverse)
+  beside cnet's own accepts: both stacks see every packet;
 - a host route overlapping a cnet subnet (other than the network's own);
 - a network MTU above that of the link of a default route (the uplink);
 - sandboxes whose resolv.conf names a loopback nameserver (a stub resolver
@@ -15,12 +16,11 @@ is wrong, what it breaks, what to do. Nothing is changed.
   own namespace.
 
 Where the time goes: one `nft -j list ruleset` (libnftables in-process, a
-few ms; it grows with the elements of cnet's maps), one `iptables-save -t
-filter` process per family that has a routed network (~2-10 ms each), a
-read of /proc/net/route and /proc/net/ipv6_route (kernel/routes.py: no
-netlink, whose route dump costs ~0.1 ms a route and grows with the sandboxes),
-a read of /proc/net/ip_tables_names (the legacy stack's tables, so
-iptables-legacy-save runs only where it has some), and sysfs and /proc/sys
+few ms; it grows with the elements of cnet's maps), a read of
+/proc/net/ip_tables_names (the legacy stack's tables, so
+iptables-legacy-save runs only where it has some), a read of /proc/net/route
+and /proc/net/ipv6_route (kernel/routes.py: no netlink, whose route dump
+costs ~0.1 ms a route and grows with the sandboxes), and sysfs and /proc/sys
 reads. The sandboxes cost a dict lookup each.
 """
 
@@ -30,10 +30,9 @@ import ipaddress
 
 from ..config import Config
 from ..errors import OperationFailed
-from ..firewall import hostread
+from ..firewall import hostpolicy, hostread
 from ..kernel import routes, sysctl, sysfs
 from ..model import Network, State
-from ..owner import DEFAULT, Owner
 from ..resolver import Resolver
 from .base import firewall_needs
 
@@ -43,13 +42,12 @@ NFT_FAMILIES = {"ip": (4,), "ip6": (6,), "inet": (4, 6), "bridge": (4, 6)}
 SHOWN = 5  # names listed in a warning before "and N more"
 
 
-def warnings(state: State, config: Config, owner: Owner = DEFAULT) -> list[str]:
-    """The host's health warnings for this state, a line each. owner: whose
-    accept chain answers an iptables DROP policy (the state file's)."""
+def warnings(state: State, config: Config) -> list[str]:
+    """The host's health warnings for this state, a line each."""
     routed = _routed(state)
     found = _forwarding_off(routed)
     if routed:
-        found += _forward_path(routed, owner.iptables_chain("ACCEPT"))
+        found += _forward_path(routed)
     if state.networks:
         found += _routes(state, routed)
     found += _stub_resolvers(state, config)
@@ -116,26 +114,19 @@ def _forwarding_off(routed: dict[int, list[Network]]) -> list[str]:
 
 # -- the forward path ------------------------------------------------------------
 
-def _forward_path(routed: dict[int, list[Network]], accept_chain: str) -> list[str]:
+def _forward_path(routed: dict[int, list[Network]]) -> list[str]:
     found = []
-    read = set()  # the families whose iptables-nft tables iptables-save has shown
     variants = {family: hostread.iptables_variant(family) for family in routed}
-    for family, nets in sorted(routed.items()):
-        networks = _listed("network", _names(nets))
-        text = hostread.iptables_filter(family)
-        if text is not None:
-            found += _iptables_forward(TOOL[family], text, accept_chain, networks)
-            if variants[family] == "nft":
-                read.add(family)
+    for family in sorted(routed):
         if variants[family] == "nft":
-            found += _legacy_beside_nft(family, accept_chain, networks)
+            found += _legacy_beside_nft(family)
     items = hostread.nft_ruleset()
     if items is not None:
-        found += _nftables(items, routed, variants, read)
+        found += _nftables(items, routed, variants)
     return found
 
 
-def _nftables(items: list[dict], routed: dict[int, list[Network]], variants: dict, read: set[int]) -> list[str]:
+def _nftables(items: list[dict], routed: dict[int, list[Network]], variants: dict) -> list[str]:
     found = []
     for family in sorted(routed):
         if variants[family] != "legacy":
@@ -144,64 +135,33 @@ def _nftables(items: list[dict], routed: dict[int, list[Network]], variants: dic
         if rules:
             tool = TOOL[family]
             found.append(f"iptables-nft's tables in nftables hold {rules} IPv{family} rule(s) while {tool} is the"
-                         " legacy variant: both stacks see every packet, and cnet's accept rules are in the legacy"
-                         f" one only; move them to one stack ({tool}-nft-save | {tool}-legacy-restore) and flush"
-                         " the other")
-
-    def read_through_iptables(nft_family: str, table: str) -> bool:
-        return (4 if nft_family == "ip" else 6) in read and hostread.iptables_nft_table(nft_family, table)
-
-    for block in hostread.nft_forward_blocks(items, read_through_iptables):
-        nets = [n for family in NFT_FAMILIES.get(block.family, ()) for n in routed.get(family, ())]
-        if not nets:
-            continue  # a family cnet routes none of
-        bridge = min(_link(n) for n in nets)
-        found.append(f"nftables {block.where} (not cnet's) has {block.why}: a packet must pass every forward"
-                     f" chain, so forwarded traffic of {_listed('network', _names(nets))} is dropped there whatever"
-                     f" cnet's table accepts; accept it in that chain first (iifname \"{bridge}\" accept;"
-                     f" oifname \"{bridge}\" ct state established,related accept; ct status dnat accept),"
-                     " or remove the chain")
-    if hostread.has_firewalld(items):
-        nets = [n for nets in routed.values() for n in nets]
-        bridges = sorted({_link(n) for n in nets})
-        found.append(f"firewalld is running (nftables table inet firewalld): it rejects forwarded traffic of"
-                     f" interfaces in no zone that allows it, so {_listed('network', _names(nets))} may get no"
-                     f" traffic through; put {_listed('bridge', bridges)} in a zone that forwards"
-                     f" (firewall-cmd --permanent --zone=trusted --add-interface={bridges[0]}; firewall-cmd --reload)")
+                         " legacy variant: both stacks see every packet (cnet adds its forward accepts to both, and"
+                         f" nothing else); move them to one stack ({tool}-nft-save | {tool}-legacy-restore) and"
+                         " flush the other")
+    for chain, why, reason in hostpolicy.untouched_in(items):
+        nets = [n for family in NFT_FAMILIES.get(chain.family, ()) for n in routed.get(family, ())]
+        if nets:  # else a family cnet routes none of
+            found.append(hostpolicy.untouched_warning(chain, why, reason, _listed("network", _names(nets)),
+                                                      min(_link(n) for n in nets)))
     return found
 
 
-def _iptables_forward(tool: str, text: str, accept_chain: str, networks: str) -> list[str]:
-    forward = hostread.parse_save(text).forward()
-    blocked = forward and hostread.forward_blocks(*forward, accept_chain)
-    if not blocked:
-        return []
-    if blocked.by_policy:
-        fix = ("set the policy to ACCEPT, or let cnet add its accept rules: it does when it creates or deletes"
-               " a network while the policy is DROP")
-    else:
-        fix = ("remove that rule, or accept cnet's bridges before it (-i BRIDGE -j ACCEPT, and -o BRIDGE"
-               " -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT)")
-    return [f"{tool}: {blocked.why}, so forwarded traffic of {networks} is dropped (no way out of the host, no"
-            f" published ports from outside); {fix}"]
-
-
-def _legacy_beside_nft(family: int, accept_chain: str, networks: str) -> list[str]:
-    """The legacy stack filtering beside iptables-nft (which cnet uses)."""
+def _legacy_beside_nft(family: int) -> list[str]:
+    """The legacy stack filtering beside iptables-nft (the `iptables` command):
+    what it holds besides cnet's accepts and the FORWARD policy they answer."""
     text = hostread.legacy_rules_text(family)
     if text is None:
         return []
     saved = hostread.parse_save(text)
-    restrictive = saved.restrictive_policies()
-    if not saved.rule_count and not restrictive:
-        return []  # tables made by a listing, with nothing in them
+    rules = sum(1 for table in saved.rules.values() for words in table
+                if not words[1].startswith("CNET") and not hostpolicy.is_cnets(words[2:]))
+    restrictive = [p for p in saved.restrictive_policies() if p.rsplit(" ", 1)[0] != "filter FORWARD"]
+    if not rules and not restrictive:
+        return []  # tables made by a listing, or holding only what cnet answers
     tool = f"{TOOL[family]}-legacy"
-    forward = saved.forward()
-    blocked = forward and hostread.forward_blocks(*forward, accept_chain)
-    what = [f"{saved.rule_count} rule(s)"] + ([f"policies {', '.join(restrictive)}"] if restrictive else [])
-    effect = (f"; there {blocked.why}, so forwarded traffic of {networks} is dropped" if blocked else "")
-    return [f"{tool} holds {' and '.join(what)} beside {TOOL[family]} (nft): both stacks see every packet, and"
-            f" cnet's accept rules are in the nft one only{effect}; move them ({tool}-save | {TOOL[family]}-restore)"
+    what = [f"{rules} rule(s)"] + ([f"policies {', '.join(restrictive)}"] if restrictive else [])
+    return [f"{tool} holds {' and '.join(what)} beside {TOOL[family]} (nft): both stacks see every packet (cnet adds"
+            f" its forward accepts to both, and nothing else); move them ({tool}-save | {TOOL[family]}-restore)"
             f" and flush {tool}, or remove them"]
 
 

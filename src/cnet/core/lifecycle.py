@@ -61,7 +61,13 @@ class LifecycleOps(CnetBase):
             found += [Difference("firewall", "", line) for line in self._firewall_differences(state)]
         from . import health
 
-        return found, health.warnings(state, self.config, owner=self.owner)
+        return found, health.warnings(state, self.config)
+
+    def foreign_rules(self) -> list[str]:
+        """What cnet holds in firewalls it does not own (firewall/hostpolicy.py), a line each."""
+        from .. import firewall
+
+        return firewall.foreign_rules(self.owner)
 
     def _missing(self, state: State, kernel, deep: bool) -> list[Difference]:
         """The state's records whose kernel objects are missing or wrong."""

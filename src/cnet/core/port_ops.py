@@ -20,6 +20,7 @@ class PortOps(CnetBase):
             before = self._firewall_before(c)
             made = add_mappings(c, ns, spec, network)
             self._sync_firewall(c, before)
+            self._warn_of_foreign_drops(c)
             return made
 
     def unpublish(self, ns: str, spec_text: str) -> list[PortMapping]:

@@ -88,6 +88,8 @@ class SandboxOps(CnetBase):
             # A joined sandbox is one more name for its owner's addresses.
             changed = [e.network for e in c.state.endpoints_of_sandbox(c.state.owner(name))]
             c.refresh_hosts(changed, [name])
+            if network:
+                self._warn_of_foreign_drops(c)
             return sb, ep, mappings
 
     def _make_namespace(self, c: Change, sb: Sandbox, source: str | None) -> None:
@@ -123,6 +125,7 @@ class SandboxOps(CnetBase):
             self._not_a_router(c.state, ns, "attached to another network")
             ep = self._attach(c, ns, network, ips=ips, mac=mac, ifname=ifname, limits=parsed)
             c.refresh_hosts([network], [ep.sandbox])
+            self._warn_of_foreign_drops(c)
             return ep
 
     def _attach(self, c: Change, ns: str, network: str, *, ips=(), mac=None, ifname=None,

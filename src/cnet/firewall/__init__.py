@@ -2,10 +2,11 @@
 `update(gone, added, new)` when only published ports changed.
 
 `nftables` (default) and `iptables` render the same plan (plan.py). Each
-backend owns only its own table or chains. Besides, on a host whose iptables
-FORWARD policy is DROP (as after installing Docker), cnet adds one chain of
-narrow accept rules for its bridges at the end of FORWARD, and takes it out
-with its last network (hostpolicy.py).
+backend owns only its own table or chains. Besides, wherever another firewall
+on the host may drop cnet's forwarded traffic (an iptables FORWARD chain of
+either stack, a forward chain of another nftables table), cnet adds narrow,
+tagged accept rules for its bridges, and takes them out with its last
+network (hostpolicy.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def sync(name: str, previous: str | None, old: FirewallPlan | None, new: Firewal
     backend(name, owner).sync(old, new)
     if old is not None and old.structure == new.structure:
         return []
-    return hostpolicy.sync(new, owner.iptables_chain("ACCEPT"))
+    return hostpolicy.sync(new, owner)
 
 
 def update(name: str, gone: frozenset[Dnat], added: frozenset[Dnat], new: Callable[[], FirewallPlan], owner) -> None:
@@ -48,5 +49,25 @@ def update(name: str, gone: frozenset[Dnat], added: frozenset[Dnat], new: Callab
 
 
 def differences(name: str, plan: FirewallPlan, owner) -> list[str]:
-    """How backend `name`'s rules in the kernel differ from `plan`, a line each."""
-    return backend(name, owner).differences(plan)
+    """How backend `name`'s rules in the kernel, and cnet's accepts in other
+    firewalls, differ from `plan`, a line each."""
+    from . import hostpolicy
+
+    lines = backend(name, owner).differences(plan)
+    if name == "iptables":
+        lines = hostpolicy.without_accept_lines(lines, plan, owner)
+    return lines + hostpolicy.differences(plan, owner)
+
+
+def host_warnings(structure, owner) -> list[str]:
+    """Others' forward chains that drop cnet's traffic where cnet has no accepts (cheap: create ns, attach, publish)."""
+    from . import hostpolicy
+
+    return hostpolicy.warnings(structure, owner)
+
+
+def foreign_rules(owner) -> list[str]:
+    """What cnet holds in firewalls it does not own, a line each."""
+    from . import hostpolicy
+
+    return hostpolicy.placed(owner)

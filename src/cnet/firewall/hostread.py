@@ -1,6 +1,7 @@
-"""Reading the host's own firewall for `cnet check`'s health warnings: what in
-the iptables FORWARD chains and in nftables' forward-hook base chains drops
-or rejects forwarded traffic, and whether two iptables stacks filter at once.
+"""Reading the host's own firewall, for `cnet check`'s health warnings and for
+the accepts cnet adds to it (hostpolicy.py): what in the iptables FORWARD
+chains and in nftables' forward-hook base chains drops or rejects forwarded
+traffic, and whether two iptables stacks filter at once.
 
 The readers run the tools and return their output, or None where a tool is
 missing or fails (no warning then, never an error). The parsers are pure
@@ -82,6 +83,30 @@ def nft_ruleset() -> list[dict] | None:
         return None
 
 
+def nft_foreign_ruleset() -> list[dict] | None:
+    """nft_ruleset() without cnet's own tables, whose maps grow with the
+    published ports: `list tables`, then `list table` of each other one (one
+    command a run: nft 1.0.6 lists only one table of a script of several)."""
+    from ..errors import OperationFailed
+    from .nftables import _run
+
+    items = []
+    try:
+        errors, output = _run("list tables", json_output=True)
+        if errors:
+            return None
+        for table in [i["table"] for i in json.loads(output).get("nftables", []) if "table" in i]:
+            if table["name"].startswith("cnet"):
+                continue
+            errors, output = _run(f"list table {table['family']} {table['name']}", json_output=True)
+            if errors:
+                return None
+            items += json.loads(output).get("nftables", [])
+    except (OperationFailed, ValueError):
+        return None
+    return items
+
+
 # -- iptables-save ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -159,10 +184,10 @@ class Blocked(NamedTuple):
 def forward_blocks(policy: str, rules: list[list[str]], accept_chain: str) -> Blocked | None:
     """Whether a FORWARD chain (its policy and rules, as SavedTables.forward
     gives them) drops the forwarded traffic of cnet's networks; None when it
-    does not. cnet answers a DROP policy with a jump to accept_chain
-    (hostpolicy.py) at the end of the chain: a rule that drops or rejects
-    every packet before that jump defeats it, and so does one where the
-    policy accepts (cnet adds no jump there)."""
+    does not. cnet answers a policy that is not ACCEPT, or rules that are
+    not its own, with a jump to accept_chain at the top of the chain
+    (hostpolicy.py): a rule that drops or rejects every packet before that
+    jump defeats it, and so does one when the jump is missing."""
     jump = next((i for i, words in enumerate(rules) if words[-2:] == ["-j", accept_chain]), None)
     drop = next((i for i, words in enumerate(rules) if _is_unconditional_drop(words)), None)
     if drop is not None and (jump is None or drop < jump):
@@ -247,6 +272,100 @@ def has_firewalld(items: list[dict]) -> bool:
 
 
 def iptables_nft_rules(items: list[dict], family: str) -> int:
-    """Rules in the nft tables iptables-nft makes for one family ("ip", "ip6")."""
+    """Rules in the nft tables iptables-nft makes for one family ("ip", "ip6"),
+    but cnet's (in its CNET* chains, or jumping to one)."""
     return sum(1 for i in items if "rule" in i and i["rule"]["family"] == family
-               and iptables_nft_table(family, i["rule"]["table"]))
+               and iptables_nft_table(family, i["rule"]["table"]) and not _cnets_nft_rule(i["rule"]))
+
+
+def _cnets_nft_rule(rule: dict) -> bool:
+    return rule["chain"].startswith("CNET") or any(
+        str(e.get("jump", {}).get("target", "")).startswith("CNET") for e in rule.get("expr", ()))
+
+
+# -- nftables forward chains cnet answers (hostpolicy.py) --------------------------
+
+REFUSING = {"drop", "reject", "jump", "goto"}  # verdicts after which a packet may be dropped
+
+
+def _refusal_in(value) -> str | None:
+    """The first refusing verdict anywhere in a rule's expressions (also
+    inside a verdict map), or an iptables-nft DROP/REJECT target."""
+    if isinstance(value, list):
+        return next((found for v in value if (found := _refusal_in(v))), None)
+    if not isinstance(value, dict):
+        return None
+    for key, inner in value.items():
+        if key in REFUSING:
+            return key
+        if key == "xt" and isinstance(inner, dict) and inner.get("name") in ("DROP", "REJECT"):
+            return inner["name"].lower()
+        found = _refusal_in(inner)
+        if found:
+            return found
+    return None
+
+
+def is_cnet_comment(comment: str | None) -> bool:
+    """A comment cnet puts on the rules it adds to others' chains ("cnet
+    accept ..." or "cnet@ID accept ...", owner.py), of any state file."""
+    words = (comment or "").split()
+    return len(words) >= 2 and (words[0] == "cnet" or words[0].startswith("cnet@")) and words[1] == "accept"
+
+
+class NftRule(NamedTuple):
+    handle: int
+    comment: str
+    refusal: str | None  # "drop", "reject", "jump", "goto": how it may drop a packet; None: it cannot
+
+
+@dataclass(frozen=True)
+class ForwardChain:
+    """A base chain at the forward hook of a table that is not cnet's, and its rules in order."""
+
+    family: str
+    table: str
+    name: str
+    policy: str
+    rules: tuple[NftRule, ...]
+
+    @property
+    def where(self) -> str:
+        return f"chain {self.name} of table {self.family} {self.table}"
+
+    def refusal(self) -> str | None:
+        """How it may drop cnet's traffic ("policy drop", "a reject rule"), None if it cannot."""
+        if self.policy == "drop":
+            return "policy drop"
+        found = next((r.refusal for r in self.rules if r.refusal and not is_cnet_comment(r.comment)), None)
+        return f"a {found} rule" if found else None
+
+
+def nft_forward_chains(items: list[dict]) -> list[ForwardChain]:
+    """Every base chain at the forward hook (any family) of a table whose name
+    does not start with "cnet", with its rules, as `list ruleset` gives them."""
+    chains: dict[tuple[str, str, str], dict] = {}
+    rules: dict[tuple[str, str, str], list[NftRule]] = {}
+    for item in items:
+        if "chain" in item:
+            c = item["chain"]
+            if c.get("hook") == "forward" and not c["table"].startswith("cnet"):
+                chains[(c["family"], c["table"], c["name"])] = c
+        elif "rule" in item:
+            r = item["rule"]
+            refusal = None if _cnets_nft_rule(r) else _refusal_in(r.get("expr", []))  # cnet's jumps: iptables-nft's
+            rules.setdefault((r["family"], r["table"], r["chain"]), []).append(
+                NftRule(r.get("handle", 0), r.get("comment", ""), refusal))
+    return [ForwardChain(family, table, name, c.get("policy", "accept"), tuple(rules.get((family, table, name), ())))
+            for (family, table, name), c in chains.items()]
+
+
+def has_table(items: list[dict], family: str, name: str) -> bool:
+    return any("table" in i and (i["table"]["family"], i["table"]["name"]) == (family, name) for i in items)
+
+
+def jumps_to(items: list[dict], family: str, table: str, chain: str, target: str) -> bool:
+    """Whether a rule of that chain jumps to chain `target` (as iptables-nft writes a -j to a user chain)."""
+    return any("rule" in i and (i["rule"]["family"], i["rule"]["table"], i["rule"]["chain"]) == (family, table, chain)
+               and any(e.get("jump", {}).get("target") == target for e in i["rule"].get("expr", ()))
+               for i in items)
