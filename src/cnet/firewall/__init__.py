@@ -53,10 +53,7 @@ def differences(name: str, plan: FirewallPlan, owner) -> list[str]:
     firewalls, differ from `plan`, a line each."""
     from . import hostpolicy
 
-    lines = backend(name, owner).differences(plan)
-    if name == "iptables":
-        lines = hostpolicy.without_accept_lines(lines, plan, owner)
-    return lines + hostpolicy.differences(plan, owner)
+    return backend(name, owner).differences(plan) + hostpolicy.differences(plan, owner)
 
 
 def host_warnings(structure, owner) -> list[str]:

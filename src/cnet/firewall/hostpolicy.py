@@ -455,34 +455,3 @@ def placed(owner) -> list[str]:
             lines.append(f"nftables {c.where}: {len(handles)} accept rules (handles {', '.join(handles)})")
     return lines
 
-
-def without_accept_lines(lines: list[str], plan: FirewallPlan, owner) -> list[str]:
-    """The iptables backend's differences less what is this module's: the
-    backend reads every CNET-* chain and jump to one as its own, so it sees
-    the accept chain as extra and the jump to it as one FORWARD rule too many.
-    Lines naming the accept chain go; a line about FORWARD stays only if cnet's
-    other jumps from FORWARD are not the one the backend makes."""
-    chain = owner.iptables_chain("ACCEPT")
-    kept, checked = [], {}
-    for line in lines:
-        if f"chain {chain} " in line + " ":
-            continue
-        tool = next((t for t, _ in FAMILIES.values() if f"{t} chain FORWARD" in line
-                     or line.startswith(f"{t}: the jump from FORWARD")), None)
-        if tool is not None:
-            if tool not in checked:
-                checked[tool] = _backend_jumps_right(tool, plan, owner, chain)
-            if checked[tool]:
-                continue
-        kept.append(line)
-    return kept
-
-
-def _backend_jumps_right(tool: str, plan: FirewallPlan, owner, chain: str) -> bool:
-    view = _read(Stack(4 if tool == "iptables" else 6, tool, ""), chain)
-    if view is None:
-        return False
-    prefix = owner.iptables_chain("")
-    jumps = [_target(w) for w in view.forward if _target(w).startswith(prefix) and _target(w) != chain]
-    return jumps == ([] if plan.empty else [prefix + "FORWARD"])  # the backend fills ip6tables for any network
-

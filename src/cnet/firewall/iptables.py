@@ -32,6 +32,7 @@ CHAINS = {
     "raw": ["LOOPBACK"],
 }
 TOOLS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
+HOSTPOLICY_CHAIN = "ACCEPT"  # P + this: hostpolicy.py's accepts in the host's FORWARD, not this backend's
 
 
 def render(plan: FirewallPlan, family: int, P: str = "CNET-") -> str:
@@ -103,7 +104,8 @@ def new_needs_family(plan: FirewallPlan, family: int) -> bool:
 def _rules_by_chain(text: str, P: str) -> dict[tuple[str, str], list[str]]:
     """The "-A" lines of cnet's chains, and the jumps to them from other
     chains, by (table, chain), in order, as iptables-save writes them (a lone
-    address gets its /32 or /128)."""
+    address gets its /32 or /128). hostpolicy.py's chain and the jumps to it
+    are left out: they are compared there."""
     import re
 
     found: dict[tuple[str, str], list[str]] = {}
@@ -116,6 +118,8 @@ def _rules_by_chain(text: str, P: str) -> dict[tuple[str, str], list[str]]:
         if len(words) < 2 or words[0] != "-A":
             continue
         if not words[1].startswith(P) and f"-j {P}" not in line:
+            continue
+        if words[1] == P + HOSTPOLICY_CHAIN or words[-2:] == ["-j", P + HOSTPOLICY_CHAIN]:
             continue
         line = re.sub(r"(-[sd] )([0-9a-fA-F.:]+)(?=\s)", lambda m: m.group(1) + m.group(2) + (
             "" if "/" in m.group(2) else "/128" if ":" in m.group(2) else "/32"), line + " ").rstrip()
