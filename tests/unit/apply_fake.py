@@ -35,11 +35,15 @@ class FakeCnet:
         del self.state.networks[name]
 
     def create_ns(self, name, *, join=None, pid=None, netns_path=None, host=False, dns=(), add_hosts=(),
-                  hostname=None, mode=None):
+                  hostname=None, mode=None, network=None, ips=(), mac=None, ifname=None, limits=None, publish=()):
         mode = mode or ("joined" if join else "adopted" if pid or netns_path else "host" if host else "none")
         target = join or (f"/proc/{pid}/ns/net" if pid else netns_path)
         self.state.sandboxes[name] = sandboxes.plan_sandbox(self.state, name, mode=mode, target=target, dns=dns,
                                                             add_hosts=add_hosts, hostname=hostname)
+        if network is not None:  # as Cnet.create_ns: the first endpoint and its ports in the same step
+            self.attach(name, network, ips=ips, mac=mac, ifname=ifname, limits=limits)
+            for spec in publish:
+                self.publish(name, spec, network=network)
 
     def attach(self, ns, network, *, ips=(), mac=None, ifname=None, limits=None):
         owner = self.state.owner(ns)

@@ -60,13 +60,15 @@ def test_from_nothing_everything_is_created_in_dependency_order():
         "+ create sandbox side (join web)",
         "+ create router r1 (front, back:10.2.0.254)",
     ]
+    # a new sandbox's first attachment and its ports are part of its creation, as create ns --network --publish
     assert methods(p) == [
         "create_network network front", "create_network network back",
         "create_ns sandbox web", "create_ns sandbox db", "create_ns sandbox side",
-        "attach endpoint web/front", "attach endpoint web/back", "attach endpoint db/back",
-        "create_router router r1", "publish port web 8080:80"]
+        "attach endpoint web/back", "create_router router r1"]
     assert p.steps[0].args == ("bridge", "front") and p.steps[0].kwargs["subnets"] == ("10.1.0.0/24",)
-    assert p.steps[5].kwargs == {"ips": ("10.1.0.10",)}
+    web = p.steps[2].kwargs
+    assert (web["network"], web["ips"], web["publish"]) == ("front", ("10.1.0.10",), ["8080:80"])
+    assert p.steps[3].kwargs["network"] == "back" and p.steps[5].kwargs == {}
     assert p.steps[4].kwargs["join"] == "web"
     state = fake.run(p)
     assert plan(state, load(LAB)).empty
@@ -229,4 +231,4 @@ def test_limits_change_in_place_and_a_limit_left_out_is_cleared():
     assert p.lines == ["~ change sandbox web: limit back: egress-rate 2mbit -> unset, egress-burst 32kb -> unset"]
     assert [s.kwargs for s in p.steps] == [{"clear": True}]
     p = plan(FakeCnet().state, load(limited))
-    assert p.steps[6].kwargs == {"limits": {"ingress_rate": "10mbit"}}  # a new endpoint is attached with them
+    assert p.steps[5].kwargs == {"limits": {"ingress_rate": "10mbit"}}  # a new endpoint is attached with them

@@ -215,15 +215,39 @@ class _Planner:
         for name in sorted(topo.sandboxes, key=lambda n: (self._depth(n), order[n])):
             wanted = topo.sandboxes[name]
             if name not in state.sandboxes or name in remade:
-                self.step("create sandbox", f"sandbox {name}", "create_ns", name, **wanted.create_arguments())
-                for ep in wanted.endpoints:
+                folded = self._create_sandbox(wanted)
+                for ep in wanted.endpoints[1 if folded else 0:]:
                     self._attach(wanted, ep)
-                specs = self._ports(wanted, [])
+                specs = self._ports(wanted, [], folded)
                 summary = _sandbox_summary(wanted, specs)
                 self.line("sandbox", f"-/+ replace sandbox {name}: {remade[name]}" if name in remade
                           else f"+ create sandbox {name}" + (f" ({summary})" if summary else ""))
             elif wanted.mode != "joined":
                 self._change_sandbox(wanted, gone_networks)
+
+    def _create_sandbox(self, wanted: WantedSandbox) -> bool:
+        """The step that makes a sandbox. Like `cnet create ns --network
+        --publish`, it takes the first attachment and the ports published
+        on it too, in one transaction instead of three (apply of many
+        sandboxes is then as quick as `cnet batch` of the same). True when
+        it took them."""
+        arguments = wanted.create_arguments()
+        first = wanted.endpoints[0] if wanted.endpoints and wanted.mode in ("none", "adopted") else None
+        if first is None or self._internal(first.network):
+            self.step("create sandbox", f"sandbox {wanted.name}", "create_ns", wanted.name, **arguments)
+            return False
+        attach = first.attach_arguments()
+        publish = [*wanted.publish, *first.publish]  # a port without a network goes on the first one
+        self.step("create sandbox", f"sandbox {wanted.name}", "create_ns", wanted.name, **arguments,
+                  network=first.network, publish=publish, **attach)
+        return True
+
+    def _internal(self, network: str) -> bool:
+        wanted = self.topo.networks.get(network)
+        if wanted is not None:
+            return bool(wanted.request.get("internal"))
+        have = self.state.networks.get(network)
+        return have is not None and have.internal
 
     def _wanted_keys(self, wanted: WantedSandbox) -> dict:
         keys = sandbox_keys(wanted)
@@ -286,9 +310,11 @@ class _Planner:
         with_keys = {k: v for k, v in wanted.keys.items() if ENDPOINT_KEYS[k].holds is None}
         changes.append(f"limit {ep.network}: {_changes(_limit_keys(ep, net), with_keys) or 'bursts'}")
 
-    def _ports(self, wanted: WantedSandbox, kept: list[Endpoint]) -> list[str]:
+    def _ports(self, wanted: WantedSandbox, kept: list[Endpoint], folded: bool = False) -> list[str]:
         """Publish what the file asks for and is not there, on the endpoints
-        kept; unpublish what is there and not asked for. Returns the changes."""
+        kept; unpublish what is there and not asked for. Returns the changes.
+        folded: the sandbox's creation publishes the ports without a network
+        and those of its first attachment (_create_sandbox): named, not stepped."""
         from .. import portspec
 
         name = wanted.name
@@ -298,6 +324,11 @@ class _Planner:
         changes = []
         asked = [(text, None) for text in wanted.publish] + [(text, e.network) for e in wanted.endpoints
                                                             for text in e.publish]
+        if folded:
+            first = wanted.endpoints[0].network
+            changes += [f"publish {text}" + (f" on {network}" if network else "")
+                        for text, network in asked if network in (None, first)]
+            asked = [(text, network) for text, network in asked if network not in (None, first)]
         for text, network in asked:
             spec = portspec.parse(text)
             found = [i for i, p in enumerate(there) if _publishes(p, spec, network)]
