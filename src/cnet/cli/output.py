@@ -1,10 +1,13 @@
-"""Output formats: aligned tables for people, JSON for programs, names for -q."""
+"""Output formats: aligned tables for people, JSON for programs, names for -q.
+What the JSON holds is views.py's."""
 
 from __future__ import annotations
 
 import json
 
 import click
+
+from .views import mapping_lines
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -14,22 +17,16 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def as_json(value) -> None:
-    click.echo(json.dumps(value, indent=2))
+    """One JSON document; on one line when a `batch --json` runs the command (JSON Lines)."""
+    ctx = click.get_current_context(silent=True)
+    one_line = ctx is not None and getattr(ctx.find_root().obj, "json_lines", False)
+    click.echo(json.dumps(value) if one_line else json.dumps(value, indent=2))
 
 
-def network_view(net, endpoint_count: int) -> dict:
-    """A network as `ls --json` and `inspect --json` show it (a stable shape)."""
-    return {
-        "name": net.name,
-        "driver": net.driver,
-        "subnets": [{"subnet": s.subnet, "gateway": s.gateway, "ip_range": s.ip_range} for s in net.subnets],
-        "mtu": net.mtu,
-        "internal": net.internal,
-        "masquerade": net.masquerade,
-        "options": net.options,
-        "created": net.created,
-        "endpoints": endpoint_count,
-    }
+def json_option(command):
+    """--json: print schema 1's object for the command (docs/json.md) instead of text."""
+    return click.option("--json", "json_out", is_flag=True,
+                        help="JSON output (docs/json.md).")(command)
 
 
 def usage_message(error: click.UsageError) -> str:
@@ -38,13 +35,6 @@ def usage_message(error: click.UsageError) -> str:
     on one; line breaks in values the user typed are escaped when the message
     is printed (errors.one_line), as click quotes only some values."""
     return error.format_message().replace("\n\t", " ")
-
-
-def mapping_lines(p) -> list[str]:
-    """One line per host port, as `docker port` shows them."""
-    from ..portspec import format_mapping
-
-    return [format_mapping(p.host_ip, p.host_port + i, p.port + i, p.protocol) for i in range(p.count)]
 
 
 def mapping_name(p) -> str:

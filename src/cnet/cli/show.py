@@ -3,14 +3,16 @@
 import click
 
 from .completion import networks_and_sandboxes
-from .output import as_json, mapping_lines, mapping_name, network_view, table
+from . import views
+from .output import as_json, json_option, mapping_name, table
+from .views import mapping_lines
 
 LISTS = ("networks", "ns", "endpoints", "ports", "routers")
 
 
 @click.command("ls")
 @click.argument("what", type=click.Choice(LISTS), default="networks")
-@click.option("--json", "json_out", is_flag=True, help="JSON output (a list of objects).")
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="Names only, one a line.")
 @click.pass_obj
 def ls(obj, what, json_out, quiet):
@@ -37,33 +39,32 @@ def ls(obj, what, json_out, quiet):
         return
     if what == "networks":
         listing = obj.api.network_listing()
-        items = [{**network_view(n, count), "status": status} for n, count, status in listing]
+        items = [views.network(n, count, status) for n, count, status in listing]
         rows = [[n["name"], n["driver"], ",".join(s["subnet"] for s in n["subnets"]),
                  ",".join(s["gateway"] for s in n["subnets"]), str(n["mtu"]), _flags(n),
                  str(n["endpoints"]), n["status"]] for n in items]
         headers = ["NAME", "DRIVER", "SUBNETS", "GATEWAYS", "MTU", "FLAGS", "ENDPOINTS", "STATUS"]
     elif what == "ns":
         listing = obj.api.sandbox_listing()
-        items = [{**s.to_dict(), "status": status} for s, _, status in listing]
+        items = [views.sandbox(s, nets, status) for s, nets, status in listing]
         rows = [[s.name, s.mode, s.target or "-", ",".join(nets) or "-", status] for s, nets, status in listing]
         headers = ["NAME", "MODE", "TARGET", "NETWORKS", "STATUS"]
     elif what == "endpoints":
         listing = obj.api.endpoint_listing()
-        items = [{**_endpoint_view(e), "status": status} for e, status in listing]
+        items = [views.endpoint(e, status) for e, status in listing]
         rows = [[e.sandbox, e.network, e.ifname, ",".join(e.addresses), e.host_ifname, rates(e.limits), status]
                 for e, status in listing]
         headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "LIMITS", "STATUS"]
     elif what == "routers":
         state = obj.api.read_state()
-        items = [{"name": sb.name, "networks": [{"network": e.network, "addresses": list(e.addresses)}
-                                                for e in state.endpoints_of_sandbox(sb.name)], "status": status}
+        items = [views.router(sb.name, state.endpoints_of_sandbox(sb.name), status)
                  for sb, _, status in obj.api.sandbox_listing() if sb.mode == "router"]
         rows = [[r["name"], " ".join(f"{n['network']}:{','.join(n['addresses'])}" for n in r["networks"]),
                  r["status"]] for r in items]
         headers = ["NAME", "NETWORKS", "STATUS"]
     else:
         listing = obj.api.port_listing()
-        items = [{**p.to_dict(), "status": status} for p, status in listing]
+        items = [views.port(p, status) for p, status in listing]
         rows = [[p.sandbox, p.network, " ".join(mapping_lines(p) if p.count <= 3 else [
                  f"{mapping_lines(p)[0]} ... {mapping_lines(p)[-1]}"]), status] for p, status in listing]
         headers = ["SANDBOX", "NETWORK", "MAPPING", "STATUS"]
@@ -71,11 +72,6 @@ def ls(obj, what, json_out, quiet):
         as_json(items)
     else:
         table(headers, rows)
-
-
-def _endpoint_view(e) -> dict:
-    """An endpoint for JSON: "limits" always there (null for none)."""
-    return {**e.to_dict(), "limits": e.limits.to_dict() if e.limits else None}
 
 
 def _names(state, what: str) -> list[str]:
@@ -104,7 +100,7 @@ def _flags(n: dict) -> str:
 @click.command("inspect")
 @click.argument("name", shell_complete=networks_and_sandboxes)
 @click.option("--type", "kind", type=click.Choice(["network", "ns"]), help="Which kind of object NAME is.")
-@click.option("--json", "json_out", is_flag=True, help="JSON output.")
+@json_option
 @click.pass_obj
 def inspect(obj, name, kind, json_out):
     """Show a network or a sandbox as recorded and as the kernel has it.
@@ -118,10 +114,7 @@ def inspect(obj, name, kind, json_out):
     if kind == "ns":
         _inspect_ns(obj, name, json_out)
         return
-    seen = obj.api.inspect_network(name)
-    view = network_view(seen["network"], len(seen["endpoints"]))
-    view["endpoints"] = [_endpoint_view(e) for e in seen["endpoints"]]
-    view["kernel"] = seen["kernel"]
+    view = inspect_network_view(obj, name)
     if json_out:
         as_json(view)
         return
@@ -150,14 +143,24 @@ def inspect(obj, name, kind, json_out):
         click.echo(f"addresses:  {' '.join(k['addresses']) or '-'}")
 
 
+def inspect_network_view(obj, name: str) -> dict:
+    """What `inspect NETWORK --json` prints (and create bridge|macvlan|ipvlan --json)."""
+    seen = obj.api.inspect_network(name)
+    return views.network_detail(seen["network"], seen["endpoints"], seen["kernel"])
+
+
+def inspect_ns_view(obj, name: str, seen: dict | None = None) -> dict:
+    """What `inspect NS --json` prints (and create ns --json)."""
+    seen = seen or obj.api.inspect_ns(name)
+    ports = [p for p in obj.api.read_state().ports if p.sandbox == seen["owner"]]
+    return views.sandbox_detail(seen["sandbox"], seen["owner"], seen["endpoints"], ports, seen["kernel"])
+
+
 def _inspect_ns(obj, name, json_out):
     from ..bandwidth import describe
 
     seen = obj.api.inspect_ns(name)
-    view = seen["sandbox"].to_dict()
-    view["stack_owner"] = seen["owner"]
-    view["endpoints"] = [_endpoint_view(e) for e in seen["endpoints"]]
-    view["kernel"] = seen["kernel"]
+    view = inspect_ns_view(obj, name, seen)
     if json_out:
         as_json(view)
         return
