@@ -3,7 +3,9 @@
 import click
 
 from .completion import networks, sandboxes
+from . import views
 from .limit import limit_options
+from .output import as_json, json_option
 
 
 @click.command("attach")
@@ -13,13 +15,17 @@ from .limit import limit_options
 @click.option("--mac", metavar="MAC", help="MAC address of the interface in the sandbox.")
 @click.option("--ifname", metavar="IF", help="Interface name in the sandbox (default eth0, eth1, ...).")
 @limit_options
+@json_option
 @click.pass_obj
-def attach(obj, ns, network, ips, mac, ifname, **limits):
+def attach(obj, ns, network, ips, mac, ifname, json_out, **limits):
     """Plug sandbox NS into NETWORK; prints its address(es), one a line.
 
     The rates shape what goes into the sandbox (ingress) and out of it
     (egress); see `cnet limit --help` for the units."""
     endpoint = obj.api.attach(ns, network, ips=ips, mac=mac, ifname=ifname, limits=limits)
+    if json_out:
+        as_json(views.endpoint(endpoint))
+        return
     for address in endpoint.addresses:
         click.echo(address)
 
@@ -27,10 +33,20 @@ def attach(obj, ns, network, ips, mac, ifname, **limits):
 @click.command("detach")
 @click.argument("ns", shell_complete=sandboxes)
 @click.argument("network", shell_complete=networks)
+@json_option
 @click.pass_obj
-def detach(obj, ns, network):
-    """Unplug sandbox NS from NETWORK and release its addresses."""
+def detach(obj, ns, network, json_out):
+    """Unplug sandbox NS from NETWORK and release its addresses (and its ports published there)."""
+    state = obj.api.read_state()  # what goes: read before, as the state has it
+    gone = views.removed()
+    if ns in state.sandboxes:
+        owner = state.owner(ns)
+        gone = views.removed(
+            endpoints=[views.endpoint(e) for e in state.endpoints_of_sandbox(owner) if e.network == network],
+            ports=[views.port(p) for p in state.ports if p.sandbox == owner and p.network == network])
     obj.api.detach(ns, network)
+    if json_out:
+        as_json(gone)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

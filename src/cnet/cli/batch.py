@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..errors import CnetError, InvalidInput
-from .output import usage_message
+from .output import json_option, usage_message
 
 NOT_IN_BATCH = ("batch", "exec", "check", "restore", "gc", "apply")  # the last four take the lock themselves
 
@@ -17,13 +17,17 @@ class LineFailed(CnetError):
 
 @click.command("batch")
 @click.argument("source", type=click.File("r"), default="-", metavar="[FILE|-]")
+@json_option
 @click.pass_context
-def batch(ctx, source):
+def batch(ctx, source, json_out):
     """Run cnet commands read one a line from FILE (or stdin), without `cnet`.
 
     Blank lines and # comments are skipped. The batch stops at the first line
     that fails, with its line number; what the lines before it did stays
     done and recorded.
+
+    With --json, each line runs with --json and prints its document on one
+    line (JSON Lines): one line of output per command line.
 
     \b
     Examples:
@@ -33,6 +37,7 @@ def batch(ctx, source):
     from . import cli
 
     obj = ctx.obj
+    obj.json_lines = json_out  # as_json: one line a document
     with obj.api.batch():
         for number, line in enumerate(source, start=1):
             try:
@@ -46,6 +51,8 @@ def batch(ctx, source):
             if words[0] in NOT_IN_BATCH or words[0].startswith("-"):
                 raise _failed(number, InvalidInput(
                     f"{words[0]!r} cannot be used in a batch (global options go before `batch`)"))
+            if json_out:
+                words.append("--json")
             try:
                 cli.main(args=words, prog_name="cnet", standalone_mode=False, obj=obj)
             except click.UsageError as e:

@@ -2,8 +2,9 @@
 
 import click
 
+from . import views
 from .limit import limit_options
-from .output import print_mappings
+from .output import as_json, json_option, print_mappings
 
 
 @click.group()
@@ -27,9 +28,10 @@ def create():
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
 @click.option("--force-subnet", is_flag=True,
               help="Use --subnet even where it overlaps a network the host is on (never one of its addresses).")
+@json_option
 @click.pass_obj
 def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masquerade, no_icc, routed, exist_ok,
-                  force_subnet):
+                  force_subnet, json_out):
     """Create a bridge network NAME (the bridge device is called NAME).
 
     \b
@@ -43,7 +45,17 @@ def create_bridge(obj, name, subnets, gateways, ip_range, mtu, internal, no_masq
                            internal=internal, masquerade=not (no_masquerade or routed),
                            options=options, exist_ok=exist_ok,
                            force_subnet=force_subnet)
-    click.echo(name)
+    _made_network(obj, name, json_out)
+
+
+def _made_network(obj, name: str, json_out: bool) -> None:
+    """The network's name, or with --json the network as `inspect --json` shows it."""
+    if json_out:
+        from .show import inspect_network_view
+
+        as_json(inspect_network_view(obj, name))
+    else:
+        click.echo(name)
 
 
 def _lan_options(command):
@@ -70,8 +82,9 @@ def _lan_options(command):
 @click.option("--host-access", is_flag=True,
               help="Let the host reach the sandboxes, through a macvlan of its own on the parent.")
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@json_option
 @click.pass_obj
-def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, host_access, exist_ok):
+def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, host_access, exist_ok, json_out):
     """Create a macvlan network NAME: sandboxes on PARENT's LAN, each with its own MAC.
 
     \b
@@ -82,7 +95,7 @@ def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, ho
     options = {"parent": parent, "mode": mode, **({"host_access": True} if host_access else {})}
     obj.api.create_network("macvlan", name, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                            masquerade=False, options=options, exist_ok=exist_ok)
-    click.echo(name)
+    _made_network(obj, name, json_out)
 
 
 @create.command("ipvlan")
@@ -91,8 +104,9 @@ def create_macvlan(obj, name, parent, subnets, gateways, ip_range, mode, mtu, ho
 @click.option("--mode", type=click.Choice(["l2", "l3", "l3s"]), default="l2", show_default=True,
               help="The kernel's ipvlan mode.")
 @click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@json_option
 @click.pass_obj
-def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
+def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok, json_out):
     """Create an ipvlan network NAME: sandboxes on PARENT's LAN, sharing its MAC.
 
     \b
@@ -101,7 +115,7 @@ def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
     """
     obj.api.create_network("ipvlan", name, subnets=subnets, gateways=gateways, masquerade=False,
                            options={"parent": parent, "mode": mode}, exist_ok=exist_ok)
-    click.echo(name)
+    _made_network(obj, name, json_out)
 
 
 @create.command("ns")
@@ -118,8 +132,10 @@ def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok):
 @click.option("--publish", "-p", "publish", multiple=True, metavar="SPEC",
               help="Publish a port on --network at once, as `cnet publish` does.")
 @limit_options
+@json_option
 @click.pass_obj
-def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish, **limits):
+def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, network, ips, publish, json_out,
+              **limits):
     """Create a sandbox: a named network namespace (`ip netns` sees it).
 
     \b
@@ -131,6 +147,11 @@ def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, 
     _, endpoint, mappings = obj.api.create_ns(
         name, join=join, pid=pid, netns_path=netns_path, host=host, dns=dns, add_hosts=add_hosts,
         hostname=hostname, network=network, ips=ips, publish=publish, limits=limits)
+    if json_out:
+        from .show import inspect_ns_view
+
+        as_json(inspect_ns_view(obj, name))
+        return
     if endpoint is not None:
         for address in endpoint.addresses:
             click.echo(address)
@@ -141,8 +162,9 @@ def create_ns(obj, name, dns, add_hosts, hostname, join, pid, netns_path, host, 
 @click.argument("name")
 @click.option("--network", "networks", multiple=True, required=True, metavar="NET[:IP]",
               help="A network to route between (twice or more), at IP or the next free address.")
+@json_option
 @click.pass_obj
-def create_router(obj, name, networks):
+def create_router(obj, name, networks, json_out):
     """Create a router NAME: a sandbox with forwarding on, on each --network.
 
     Every sandbox on one of the networks (now or attached later) gets routes
@@ -154,6 +176,9 @@ def create_router(obj, name, networks):
       cnet create router r1 --network front --network back:10.2.0.254
     """
     _, endpoints = obj.api.create_router(name, list(networks))
+    if json_out:
+        as_json(views.router(name, endpoints))
+        return
     for ep in endpoints:
         for address in ep.addresses:
             click.echo(f"{ep.network} {address}")

@@ -2,11 +2,17 @@
 
 import click
 
+from . import views
 from .completion import networks, routers, sandboxes
+from .output import as_json, json_option
 
 
-def _delete_network(obj, name, if_exists, force):
-    if obj.api.delete_network(name, if_exists=if_exists, force=force):
+def _deleted(obj, name: str, deleted: bool, gone: dict, json_out: bool) -> None:
+    """The name, or with --json what went (read from the state before the delete; empty when
+    --if-exists found nothing)."""
+    if json_out:
+        as_json(gone if deleted else views.removed())
+    elif deleted:
         click.echo(name)
 
 
@@ -20,25 +26,29 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
         @click.argument("name", shell_complete=networks)
         @click.option("--if-exists", is_flag=True, help="Succeed if there is no such network.")
         @click.option("--force", is_flag=True, help="Detach the sandboxes still on it first.")
+        @json_option
         @click.pass_obj
-        def delete_network(obj, name, if_exists, force):
-            _delete_network(obj, name, if_exists, force)
+        def delete_network(obj, name, if_exists, force, json_out):
+            gone = views.removal_of_network(obj.api.read_state(), name)
+            _deleted(obj, name, obj.api.delete_network(name, if_exists=if_exists, force=force), gone, json_out)
 
     @group.command("ns", help="Delete a sandbox: its endpoints, mappings and name.")
     @click.argument("name", shell_complete=sandboxes)
     @click.option("--if-exists", is_flag=True, help="Succeed if there is no such sandbox.")
+    @json_option
     @click.pass_obj
-    def delete_ns(obj, name, if_exists):
-        if obj.api.delete_ns(name, if_exists=if_exists):
-            click.echo(name)
+    def delete_ns(obj, name, if_exists, json_out):
+        gone = views.removal_of_sandbox(obj.api.read_state(), name)
+        _deleted(obj, name, obj.api.delete_ns(name, if_exists=if_exists), gone, json_out)
 
     @group.command("router", help="Delete a router, and the routes through it in the other sandboxes.")
     @click.argument("name", shell_complete=routers)
     @click.option("--if-exists", is_flag=True, help="Succeed if there is no such router.")
+    @json_option
     @click.pass_obj
-    def delete_router(obj, name, if_exists):
-        if obj.api.delete_router(name, if_exists=if_exists):
-            click.echo(name)
+    def delete_router(obj, name, if_exists, json_out):
+        gone = views.removal_of_sandbox(obj.api.read_state(), name, as_router=True)
+        _deleted(obj, name, obj.api.delete_router(name, if_exists=if_exists), gone, json_out)
 
     return group
 

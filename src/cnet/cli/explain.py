@@ -2,12 +2,13 @@
 
 import click
 
-from .output import as_json
+from . import views
+from .output import as_json, json_option
 
 
 @click.command("explain")
 @click.argument("args", nargs=-1, metavar="[NS] PORT[/PROTO]")
-@click.option("--json", "json_out", is_flag=True, help="JSON output (an object with the mappings and a verdict).")
+@json_option
 @click.pass_obj
 def explain(obj, args, json_out):
     """Show the path a packet to a published port takes, and every rule that decides it.
@@ -36,7 +37,7 @@ def explain(obj, args, json_out):
     blocked = next((e for e in explained if not e.verdict.startswith("should answer")), None)
     overall = blocked.verdict if blocked else explained[0].verdict
     if json_out:
-        as_json({"mappings": [e.to_dict() for e in explained], "verdict": overall})
+        as_json(views.explain_report(explained, overall))
         return
     for e in explained:
         view = e.to_dict()

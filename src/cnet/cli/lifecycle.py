@@ -3,18 +3,17 @@
 import click
 
 from ..errors import CnetError
-from .output import as_json
+from . import views
+from .output import as_json, json_option
 
 CHECK_DIFFERS = 5  # pinned: scripts run `cnet check || cnet restore`
 
 
 @click.command("check")
-@click.option("--json", "as_json_", is_flag=True,
-              help="One JSON document: in_sync, differences, warnings, foreign_rules (what cnet added to"
-                   " firewalls it does not own).")
+@json_option
 @click.option("--deep", is_flag=True, help="Look inside every sandbox too (its links, MACs and addresses).")
 @click.pass_obj
-def check(obj, as_json_, deep):
+def check(obj, json_out, deep):
     """Compare the kernel with the state; change nothing.
 
     Prints one line per difference, then the host's health warnings (on
@@ -28,9 +27,8 @@ def check(obj, as_json_, deep):
       cnet check || cnet restore
     """
     differences, warnings = obj.api.check(deep=deep)
-    if as_json_:
-        as_json({"in_sync": not differences, "differences": [d.to_dict() for d in differences],
-                 "warnings": warnings, "foreign_rules": obj.api.foreign_rules()})
+    if json_out:
+        as_json(views.check_report(differences, warnings, obj.api.foreign_rules()))
     else:
         for d in differences:
             click.echo(d.text)
@@ -39,8 +37,9 @@ def check(obj, as_json_, deep):
 
 
 @click.command("restore")
+@json_option
 @click.pass_obj
-def restore(obj):
+def restore(obj, json_out):
     """Make the kernel hold what the state says (after a reboot or a firewall
     reload): namespaces, networks, endpoints with their names, MACs and
     addresses, published ports, sysctls, resolver files. Prints what it made;
@@ -52,18 +51,22 @@ def restore(obj):
       systemctl enable cnet-restore.service   # examples/: at every boot
     """
     done, failed = obj.api.restore()
-    for line in done:
-        click.echo(line)
-    if not done and not failed:
-        click.echo("nothing to restore: the kernel holds what the state says")
+    if json_out:  # the report even when something failed, as the text is: the error line follows on stderr
+        as_json(views.restore_report(done, failed))
+    else:
+        for line in done:
+            click.echo(line)
+        if not done and not failed:
+            click.echo("nothing to restore: the kernel holds what the state says")
     if failed:
         raise CnetError(f"{len(failed)} thing(s) could not be restored: " + "; ".join(failed))
 
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed, remove nothing.")
+@json_option
 @click.pass_obj
-def gc(obj, dry_run):
+def gc(obj, dry_run, json_out):
     """Remove kernel objects carrying this state file's tag that the state
     does not list (what a killed cnet left behind). Never touches anything
     untagged.
@@ -74,6 +77,9 @@ def gc(obj, dry_run):
       cnet restore && cnet gc
     """
     lines = obj.api.gc(dry_run=dry_run)
+    if json_out:
+        as_json(views.gc_report(lines, dry_run))
+        return
     for line in lines:
         click.echo(line)
     if not lines:

@@ -2,7 +2,9 @@
 
 import click
 
+from . import views
 from .completion import networks, sandboxes
+from .output import as_json, json_option
 
 
 def limit_options(command):
@@ -21,13 +23,14 @@ def limit_options(command):
 @click.argument("network", shell_complete=networks)
 @limit_options
 @click.option("--clear", is_flag=True, help="Remove every limit of the endpoint.")
+@json_option
 @click.pass_obj
-def limit(obj, ns, network, clear, **limits):
+def limit(obj, ns, network, clear, json_out, **limits):
     """Change the bandwidth limits of sandbox NS's endpoint on NETWORK.
 
     A direction given replaces that direction's limit, the other is kept;
     a burst alone changes the burst of a limit the endpoint has. Prints the
-    limits now in force, or "-".
+    limits now in force, or "-" (--json: the endpoint).
 
     RATE in tc's units: 500kbit, 10mbit, 1gbit (powers of 1000; kibit ...
     for 1024), 1mbps for bytes a second; a bare number is bit/s. SIZE in
@@ -35,4 +38,7 @@ def limit(obj, ns, network, clear, **limits):
     from ..bandwidth import describe
 
     endpoint = obj.api.limit(ns, network, clear=clear, **limits)
-    click.echo(describe(endpoint.limits))
+    if json_out:
+        as_json(views.endpoint(endpoint))
+    else:
+        click.echo(describe(endpoint.limits))

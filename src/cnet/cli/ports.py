@@ -3,15 +3,17 @@
 import click
 
 from .completion import published_specs, sandboxes
-from .output import print_mappings
+from . import views
+from .output import as_json, json_option, print_mappings
 
 
 @click.command("publish")
 @click.argument("ns", shell_complete=sandboxes)
 @click.argument("spec")
 @click.option("--network", metavar="NET", help="Which of the sandbox's networks (default: its first routed one).")
+@json_option
 @click.pass_obj
-def publish(obj, ns, spec, network):
+def publish(obj, ns, spec, network, json_out):
     """Publish a port of sandbox NS on the host.
 
     SPEC is [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|udp|sctp], as with
@@ -24,14 +26,19 @@ def publish(obj, ns, spec, network):
       cnet publish web 127.0.0.1:5353:53/udp
       cnet publish web 80      # a free host port, printed
     """
-    print_mappings(obj.api.publish(ns, spec, network=network))
+    made = obj.api.publish(ns, spec, network=network)
+    if json_out:
+        as_json([views.port(p) for p in made])
+    else:
+        print_mappings(made)
 
 
 @click.command("unpublish")
 @click.argument("ns", shell_complete=sandboxes)
 @click.argument("spec", shell_complete=published_specs)
+@json_option
 @click.pass_obj
-def unpublish(obj, ns, spec):
+def unpublish(obj, ns, spec, json_out):
     """Remove the mappings of sandbox NS that SPEC names (prints them).
 
     \b
@@ -39,4 +46,8 @@ def unpublish(obj, ns, spec):
       cnet unpublish web 8080:80
       cnet unpublish web 5353:53/udp
     """
-    print_mappings(obj.api.unpublish(ns, spec))
+    gone = obj.api.unpublish(ns, spec)
+    if json_out:
+        as_json(views.removed(ports=[views.port(p) for p in gone]))
+    else:
+        print_mappings(gone)

@@ -139,9 +139,10 @@ def removal_of_sandbox(state, name: str, as_router: bool = False) -> dict:
     return removed(sandboxes=[sandbox(sb, on)], endpoints=gone[0], ports=gone[1])
 
 
-def check_report(differences, warnings) -> dict:
+def check_report(differences, warnings, foreign_rules) -> dict:
+    """foreign_rules: what cnet holds in firewalls it does not own, a line each."""
     return {"in_sync": not differences, "differences": [d.to_dict() for d in differences],
-            "warnings": list(warnings)}
+            "warnings": list(warnings), "foreign_rules": list(foreign_rules)}
 
 
 def explain_report(explained, verdict: str) -> dict:
