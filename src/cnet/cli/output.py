@@ -26,7 +26,7 @@ def as_json(value) -> None:
 def json_option(command):
     """--json: print schema 1's object for the command (docs/json.md) instead of text."""
     return click.option("--json", "json_out", is_flag=True,
-                        help="JSON output (docs/json.md).")(command)
+                        help="Print one JSON document instead of text (schema 1: docs/json.md).")(command)
 
 
 def usage_message(error: click.UsageError) -> str:
