@@ -118,7 +118,7 @@ def test_removals_validate():
 
 def test_reports_validate():
     validate("check", views.check_report([Difference("netns", "web", "missing /run/netns/web", "sandbox web")],
-                                         ["ip_forward is off"]))
+                                         ["ip_forward is off"], ["inet filter forward: jump cnet-accept"]))
     step = Step(1, "dnat", "dnat to 10.7.0.2:80", table="inet cnet", chain="dnat", handle=7, tool="nft", cnet=True)
     explained = Explanation(PortMapping("web", "br0", "tcp", "0.0.0.0", 8080, 80), 8080, 80, 4, "br0", [step])
     validate("explain", views.explain_report([explained], explained.verdict))
