@@ -2,8 +2,8 @@
 
 import click
 
-from .completion import networks, sandboxes
 from . import views
+from .completion import networks, sandboxes
 from .limit import limit_options
 from .output import as_json, json_option
 

@@ -7,7 +7,7 @@ from .completion import networks, routers, sandboxes
 from .output import as_json, json_option
 
 
-def _deleted(obj, name: str, deleted: bool, gone: dict, json_out: bool) -> None:
+def _deleted(name: str, deleted: bool, gone: dict, json_out: bool) -> None:
     """The name, or with --json what went (read from the state before the delete; empty when
     --if-exists found nothing)."""
     if json_out:
@@ -30,7 +30,7 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
         @click.pass_obj
         def delete_network(obj, name, if_exists, force, json_out):
             gone = views.removal_of_network(obj.api.read_state(), name)
-            _deleted(obj, name, obj.api.delete_network(name, if_exists=if_exists, force=force), gone, json_out)
+            _deleted(name, obj.api.delete_network(name, if_exists=if_exists, force=force), gone, json_out)
 
     @group.command("ns", help="Delete a sandbox: its endpoints, mappings and name.")
     @click.argument("name", shell_complete=sandboxes)
@@ -39,7 +39,7 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
     @click.pass_obj
     def delete_ns(obj, name, if_exists, json_out):
         gone = views.removal_of_sandbox(obj.api.read_state(), name)
-        _deleted(obj, name, obj.api.delete_ns(name, if_exists=if_exists), gone, json_out)
+        _deleted(name, obj.api.delete_ns(name, if_exists=if_exists), gone, json_out)
 
     @group.command("router", help="Delete a router, and the routes through it in the other sandboxes.")
     @click.argument("name", shell_complete=routers)
@@ -48,7 +48,7 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
     @click.pass_obj
     def delete_router(obj, name, if_exists, json_out):
         gone = views.removal_of_sandbox(obj.api.read_state(), name, as_router=True)
-        _deleted(obj, name, obj.api.delete_router(name, if_exists=if_exists), gone, json_out)
+        _deleted(name, obj.api.delete_router(name, if_exists=if_exists), gone, json_out)
 
     return group
 

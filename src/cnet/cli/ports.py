@@ -2,8 +2,8 @@
 
 import click
 
-from .completion import published_specs, sandboxes
 from . import views
+from .completion import published_specs, sandboxes
 from .output import as_json, json_option, print_mappings
 
 

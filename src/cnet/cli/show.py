@@ -2,8 +2,8 @@
 
 import click
 
-from .completion import networks_and_sandboxes
 from . import views
+from .completion import networks_and_sandboxes
 from .output import as_json, json_option, mapping_name, table
 from .views import mapping_lines
 
