@@ -2,6 +2,7 @@
 and every command with --json has its entry (the kernel tests validate real output:
 tests/kernel/test_json_output.py)."""
 
+import io
 import json
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import click
 import jsonschema
 import pytest
 
-from cnet.cli import cli, views
+from cnet.cli import cli, main, views
 from cnet.core.explain import Explanation, Step
 from cnet.core.lifecycle import Difference
-from cnet.model import Endpoint, Limits, Network, PortMapping, Sandbox, Subnet
+from cnet.kernel import netns, sysfs
+from cnet.model import Endpoint, Limits, Network, PortMapping, Sandbox, State, Subnet
+from cnet.state import StateStore
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "cnet-output.schema.json").read_text())
 # The commands without --json: exec becomes another program, completion prints a shell script,
@@ -30,7 +33,7 @@ NET = Network("br0", "bridge", [Subnet("10.7.0.0/24", "10.7.0.1", None, "10.7.0.
               options={"icc": False}, created="2026-01-01T00:00:00+00:00")
 SANDBOX = Sandbox("web", dns=("1.1.1.1",), hosts=("db:10.7.0.3",), created="2026-01-01T00:00:00+00:00")
 PLAIN = Endpoint("web", "br0", "eth0", "cn0123456789", "02:00:00:00:00:01", ("10.7.0.2/24",))
-LIMITED = Endpoint("db", "br0", "eth0", "cn9876543210", "02:00:00:00:00:02", ("10.7.0.3/24", "fd00::3/64"),
+LIMITED = Endpoint("db", "br0", "eth0", "cn9876543210", "02:00:00:00:00:02", ("10.7.0.3/24",),
                    Limits(egress_rate=10_000_000, egress_burst=12_500))
 RANGE = PortMapping("web", "br0", "udp", "::", 9000, 90, count=3)
 
@@ -131,3 +134,50 @@ def test_a_batch_line_is_any_commands_document():
     validate("batch", views.endpoint(PLAIN))
     with pytest.raises(jsonschema.ValidationError):
         validate("batch", {"what": "else"})
+
+
+@pytest.fixture
+def state_file(monkeypatch, tmp_path):
+    """A state file with one of each kind; /sys/class/net and /run/netns are empty directories
+    of the test's own (so everything's status is "missing")."""
+    for var in ("CNET_STATE", "CNET_FIREWALL"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "config.yaml").write_text("")
+    monkeypatch.setenv("CNET_CONFIG", str(tmp_path / "config.yaml"))
+    for name, attribute, module in (("sys-class-net", "SYS_CLASS_NET", sysfs), ("run-netns", "NETNS_RUN_DIR", netns)):
+        (tmp_path / name).mkdir()
+        monkeypatch.setattr(module, attribute, str(tmp_path / name))
+    router = Sandbox("r1", mode="router")
+    state = State(networks={"br0": NET}, sandboxes={"web": SANDBOX, "db": Sandbox("db"), "r1": router},
+                  endpoints=[PLAIN, LIMITED, Endpoint("r1", "br0", "eth0", "cn5555555555", "02:00:00:00:00:05",
+                                                      ("10.7.0.254/24",))],
+                  ports=[RANGE])
+    path = tmp_path / "state.yaml"
+    StateStore(str(path)).save(state)
+    return path
+
+
+def cnet(capsys, monkeypatch, state_file, *argv, stdin: str = "") -> str:
+    """Run cnet in-process on state_file; its stdout (it must succeed, silently on stderr)."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    with pytest.raises(SystemExit) as info:
+        main(["--state", str(state_file), *argv])
+    out, err = capsys.readouterr()
+    assert (info.value.code or 0, err) == (0, ""), err
+    return out
+
+
+def test_what_ls_prints_validates(capsys, monkeypatch, state_file):
+    for what in ("networks", "ns", "endpoints", "ports", "routers"):
+        listed = json.loads(cnet(capsys, monkeypatch, state_file, "ls", what, "--json"))
+        assert listed and {item["status"] for item in listed} == {"missing"}
+        validate(f"ls {what}", listed)
+
+
+def test_batch_json_is_one_document_a_line(capsys, monkeypatch, state_file):
+    out = cnet(capsys, monkeypatch, state_file, "batch", "--json", stdin="ls\n\n# nothing\nls ports\nls routers -q\n")
+    lines = out.splitlines()
+    assert len(lines) == 3
+    for entry, line in zip(("ls networks", "ls ports", "ls routers"), lines):
+        validate(entry, json.loads(line))
+        validate("batch", json.loads(line))
