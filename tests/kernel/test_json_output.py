@@ -128,3 +128,17 @@ def test_macvlan_on_a_veth_parent(host):
     assert run(host, "ls networks", "ls", "networks")[0]["driver"] == "macvlan"
     run(host, "delete ns", "delete", "ns", "m")
     assert run(host, "delete network", "delete", "network", "lan")["networks"][0]["driver"] == "macvlan"
+
+
+def test_apply_and_export(host, tmp_path):
+    lab = tmp_path / "lab.yaml"
+    lab.write_text("version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\n"
+                   "sandboxes:\n  web: {networks: [front], publish: [\"8080:80\"]}\n")
+    planned = run(host, "apply", "apply", str(lab), "--dry-run", code=5)
+    assert planned["applied"] is False and planned["steps"] == 2 and planned["changes"][0].startswith("+ create")
+    done = run(host, "apply", "apply", str(lab))
+    assert done["applied"] is True and "web" in host.run(["ip", "netns", "list"]).stdout
+    again = run(host, "apply", "apply", str(lab), "--dry-run")
+    assert again == {"changes": [], "steps": 0, "applied": False}
+    exported = run(host, "export", "export")
+    assert exported["sandboxes"]["web"]["publish"] == ["8080:80"]

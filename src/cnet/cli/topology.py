@@ -11,8 +11,9 @@ APPLY_WOULD_CHANGE = 5  # --dry-run, like `cnet check`: something would change
 @click.argument("file", type=click.File("r"))
 @click.option("--dry-run", is_flag=True, help="Print the plan and stop (exit 0: no changes, 5: changes).")
 @click.option("--prune", is_flag=True, help="Also delete the networks, sandboxes and routers the file does not name.")
+@click.option("--json", "json_out", is_flag=True, help="One JSON document: the plan's lines and whether it was carried out.")
 @click.pass_obj
-def apply(obj, file, dry_run, prune):
+def apply(obj, file, dry_run, prune, json_out):
     """Make the networks, sandboxes and routers of a topology FILE so.
 
     Prints the plan first, one line an object: `+ create`, `~ change` (what
@@ -28,16 +29,21 @@ def apply(obj, file, dry_run, prune):
       cnet export > now.yaml && cnet apply now.yaml --prune
     """
     text, source = file.read(), file.name
+    show = (lambda plan: None) if json_out else _show
     if dry_run:
         plan = obj.api.plan_topology(text, source, prune=prune)
-        _show(plan)
-        return APPLY_WOULD_CHANGE if not plan.empty else 0
-    counter = _Counter()
-    try:
-        obj.api.apply_topology(text, source, prune=prune, show=_show, progress=counter.step)
-    finally:
-        counter.end()
-    return 0
+        show(plan)
+    else:
+        counter = _Counter()
+        try:
+            plan = obj.api.apply_topology(text, source, prune=prune, show=show, progress=counter.step)
+        finally:
+            counter.end()
+    if json_out:
+        from .output import as_json
+
+        as_json({"changes": list(plan.lines), "steps": len(plan.steps), "applied": not dry_run})
+    return APPLY_WOULD_CHANGE if dry_run and not plan.empty else 0
 
 
 def _show(plan) -> None:
@@ -67,15 +73,24 @@ class _Counter:
 
 
 @click.command("export")
+@click.option("--json", "json_out", is_flag=True, help="The same document as JSON (which is YAML too).")
 @click.pass_obj
-def export(obj):
+def export(obj, json_out):
     """Print the current topology as a file for `cnet apply` (which then plans nothing).
 
     \b
     Example:
       cnet export > lab.yaml
     """
-    click.echo(obj.api.export_topology(), nl=False)
+    text = obj.api.export_topology()
+    if json_out:
+        import yaml
+
+        from .output import as_json
+
+        as_json(yaml.safe_load(text))
+        return
+    click.echo(text, nl=False)
 
 
 @click.command("graph")
