@@ -121,3 +121,20 @@ def test_help_lists_every_command_once_in_its_section():
               and line.split()[0] in cli.commands]
     assert sorted(listed) == sorted(cli.commands)
     assert "Examples:" in out
+
+
+def test_every_command_s_help_ends_with_examples():
+    import click
+
+    from cnet.cli import cli
+
+    def leaves(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from leaves(sub, [*path, name])
+        else:
+            yield " ".join(path), command
+
+    for path, command in leaves(cli, ["cnet"]):
+        text = command.get_help(click.Context(command, info_name=path))
+        assert "Example" in text, f"`{path} --help` has no examples"

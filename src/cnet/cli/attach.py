@@ -21,7 +21,14 @@ def attach(obj, ns, network, ips, mac, ifname, json_out, **limits):
     """Plug sandbox NS into NETWORK; prints its address(es), one a line.
 
     The rates shape what goes into the sandbox (ingress) and out of it
-    (egress); see `cnet limit --help` for the units."""
+    (egress); see `cnet limit --help` for the units.
+
+    \b
+    Examples:
+      cnet attach web mybr0
+      cnet attach web back --ip 10.2.0.10 --ifname eth1
+      cnet attach web mybr0 --ingress-rate 20mbit --egress-rate 5mbit
+    """
     endpoint = obj.api.attach(ns, network, ips=ips, mac=mac, ifname=ifname, limits=limits)
     if json_out:
         as_json(views.endpoint(endpoint))
@@ -36,7 +43,12 @@ def attach(obj, ns, network, ips, mac, ifname, json_out, **limits):
 @json_option
 @click.pass_obj
 def detach(obj, ns, network, json_out):
-    """Unplug sandbox NS from NETWORK and release its addresses (and its ports published there)."""
+    """Unplug sandbox NS from NETWORK and release its addresses (and its ports published there).
+
+    \b
+    Examples:
+      cnet detach web back
+    """
     state = obj.api.read_state()  # what goes: read before, as the state has it
     gone = views.removed()
     if ns in state.sandboxes:
@@ -54,7 +66,13 @@ def detach(obj, ns, network, json_out):
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
 def exec_(obj, ns, command):
-    """Run COMMAND in sandbox NS (cnet exec NS -- COMMAND...); exits with its status."""
+    """Run COMMAND in sandbox NS (cnet exec NS -- COMMAND...); exits with its status.
+
+    \b
+    Examples:
+      cnet exec web -- ip addr
+      cnet exec web -- ping -c1 172.26.0.3
+    """
     argv = list(command)
     if argv[:1] == ["--"]:  # click passes the separator through with these settings
         argv = argv[1:]

@@ -22,7 +22,8 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
         pass
 
     for kind in ("bridge", "network"):
-        @group.command(kind, help="Delete a network (in use: exit 4 unless --force).")
+        @group.command(kind, help="Delete a network (in use: exit 4 unless --force)."
+                       "\n\n\b\nExamples:\n  cnet delete bridge mybr0\n  cnet rm network mybr0 --force --if-exists")
         @click.argument("name", shell_complete=networks)
         @click.option("--if-exists", is_flag=True, help="Succeed if there is no such network.")
         @click.option("--force", is_flag=True, help="Detach the sandboxes still on it first.")
@@ -32,7 +33,8 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
             gone = views.removal_of_network(obj.api.read_state(), name)
             _deleted(name, obj.api.delete_network(name, if_exists=if_exists, force=force), gone, json_out)
 
-    @group.command("ns", help="Delete a sandbox: its endpoints, mappings and name.")
+    @group.command("ns", help="Delete a sandbox: its endpoints, mappings and name."
+                   "\n\n\b\nExamples:\n  cnet delete ns web\n  cnet rm ns web --if-exists")
     @click.argument("name", shell_complete=sandboxes)
     @click.option("--if-exists", is_flag=True, help="Succeed if there is no such sandbox.")
     @json_option
@@ -41,7 +43,8 @@ def _make_group(group_name: str, help_text: str) -> click.Group:
         gone = views.removal_of_sandbox(obj.api.read_state(), name)
         _deleted(name, obj.api.delete_ns(name, if_exists=if_exists), gone, json_out)
 
-    @group.command("router", help="Delete a router, and the routes through it in the other sandboxes.")
+    @group.command("router", help="Delete a router, and the routes through it in the other sandboxes."
+                   "\n\n\b\nExample:\n  cnet delete router r1")
     @click.argument("name", shell_complete=routers)
     @click.option("--if-exists", is_flag=True, help="Succeed if there is no such router.")
     @json_option

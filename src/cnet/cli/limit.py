@@ -34,7 +34,13 @@ def limit(obj, ns, network, clear, json_out, **limits):
 
     RATE in tc's units: 500kbit, 10mbit, 1gbit (powers of 1000; kibit ...
     for 1024), 1mbps for bytes a second; a bare number is bit/s. SIZE in
-    bytes: 32kb, 1mb (powers of 1024); a bare number is bytes."""
+    bytes: 32kb, 1mb (powers of 1024); a bare number is bytes.
+
+    \b
+    Examples:
+      cnet limit web mybr0 --egress-rate 50mbit --egress-burst 64kb
+      cnet limit web mybr0 --clear
+    """
     from ..bandwidth import describe
 
     endpoint = obj.api.limit(ns, network, clear=clear, **limits)
