@@ -238,3 +238,16 @@ def test_macvlan_and_ipvlan_networks_take_their_create_options():
                                       "host-access": True}
     assert doc["networks"]["l2"] == {"driver": "ipvlan", "subnet": "192.168.2.0/24", "parent": "eth2", "mode": "l3"}
     assert apply_plan.plan(fake.state, topology.load(topology.dump(doc))).empty
+
+
+@pytest.mark.parametrize("example", sorted(
+    (__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "topologies").glob("*.yaml")),
+    ids=lambda p: p.name)
+def test_every_example_topology_loads_and_draws(example):
+    wanted = topology.load(example.read_text())
+    dot = topology.dot(wanted)
+    assert dot.startswith("digraph cnet {") and dot.endswith("}\n")
+    for name in wanted.networks:
+        assert f'subgraph "cluster_{name}"' in dot
+    for name in wanted.sandboxes:
+        assert f'"sb:{name}"' in dot
