@@ -70,6 +70,7 @@ FULL_PLAN = {
     "cnet-ns": [(1, None), (30, None), (50, 10), (200, 10), (500, 10)],
     "cnet-batch": [(1, None), (30, None), (50, None), (200, None), (500, None)],
     "cnet-api": [(1, None), (50, None), (200, None)],
+    "cnet-cni": [(1, None), (30, None)],  # issue 14: ADD / DEL against the CNI chain
     "cni": [(1, None), (30, None), (50, None), (200, None)],
     "netavark": [(1, None), (30, None), (50, None), (200, None)],
     "pipework": [(1, None), (50, None), (200, None)],
@@ -84,6 +85,7 @@ QUICK_PLAN = {
     "cnet-ns": [(1, None), (20, 3)],
     "cnet-batch": [(1, None), (20, None)],
     "cnet-api": [(1, None)],
+    "cnet-cni": [(1, None)],
     "cni": [(1, None), (20, None)],
     "netavark": [(1, None), (20, None)],
     "pipework": [(1, None)],
