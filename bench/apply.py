@@ -26,7 +26,7 @@ import tempfile
 import time
 
 import common
-from common import INSIDE, check_inside, clean_env, find_cnet
+from common import check_inside, clean_env, find_cnet
 
 ROOT = common.BENCH_DIR.parent
 SIZE, QUICK_SIZE = 200, 20
@@ -117,10 +117,7 @@ def measure(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = common.parse(common.parser(__doc__.splitlines()[0]), argv)
-    if os.environ.get(INSIDE) == "1":
-        measure(args)
-    else:
-        sys.exit(common.run_in_testhost(__file__, argv))
+    common.measured_in_testhost(__file__, args, argv, measure)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ import sys
 import time
 
 import common
-from common import INSIDE, check_inside, check_mounts, clean_env, find_cnet
+from common import check_inside, check_mounts, clean_env, find_cnet
 
 ROOT = common.BENCH_DIR.parent
 
@@ -372,10 +372,7 @@ def main(argv: list[str] | None = None) -> None:
                    help=f"print the cProfile tables even if the in-process attach grows by less than "
                         f"{GROWTH_TO_PROFILE}x")
     args = common.parse(p, argv)
-    if os.environ.get(INSIDE) == "1":
-        measure(args)
-    else:
-        sys.exit(common.run_in_testhost(__file__, argv))
+    common.measured_in_testhost(__file__, args, argv, measure)
 
 
 if __name__ == "__main__":

@@ -270,3 +270,12 @@ def run_in_testhost(script: str, argv: list[str]) -> int:
     env[OUTER_NETNS] = str(netns_inode())
     cmd = [str(TESTHOST), "env", f"{INSIDE}=1", sys.executable, str(Path(script).resolve()), *argv]
     return subprocess.run(cmd, cwd=BENCH_DIR.parent, env=env).returncode
+
+
+def measured_in_testhost(script: str, args, argv: list[str], measure) -> None:
+    """The main() of a bench that touches the kernel: measure(args) when this
+    is the copy running inside the test host, else run script there (exits)."""
+    if os.environ.get(INSIDE) == "1":
+        measure(args)
+    else:
+        sys.exit(run_in_testhost(script, argv))

@@ -24,7 +24,7 @@ import sys
 import time
 
 import common
-from common import INSIDE, check_inside, clean_env, find_cnet
+from common import check_inside, clean_env, find_cnet
 
 ROOT = common.BENCH_DIR.parent
 CHECK_SIZES, QUICK_CHECK_SIZES = (10, 1000), (10, 100)
@@ -102,10 +102,7 @@ def measure(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = common.parse(common.parser(__doc__.splitlines()[0]), argv)
-    if os.environ.get(INSIDE) == "1":
-        measure(args)
-    else:
-        sys.exit(common.run_in_testhost(__file__, argv))
+    common.measured_in_testhost(__file__, args, argv, measure)
 
 
 if __name__ == "__main__":
