@@ -206,6 +206,21 @@ def test_a_live_udp_flow_follows_a_new_mapping(net):
     assert "src=172.26.0.3" in answered_by and "src=172.26.0.2 " not in answered_by
 
 
+def test_a_live_ipv6_udp_flow_follows_a_new_mapping(net):
+    """The same over IPv6: the entries of both families are forgotten."""
+    host, lan = net
+    ok(host.cnet("create", "ns", "a", "--network", "mybr0", "-p", "5000:5000/udp"))
+    ok(host.cnet("create", "ns", "b", "--network", "mybr0"))
+    serve(host, "udp", 5000, ns="a")
+    serve(host, "udp", 5000, ns="b")
+    assert ask(lan, "udp", "fd00:18::1", 5000, sport=41000) == "fd00:18::2"
+    ok(host.cnet("unpublish", "a", "5000:5000/udp"))
+    ok(host.cnet("publish", "b", "5000:5000/udp"))
+    assert ask(lan, "udp", "fd00:18::1", 5000, sport=41000) == "fd00:18::2"
+    answered_by = ok(host.run(["conntrack", "-L", "-f", "ipv6", "-p", "udp", "--orig-port-dst", "5000"]))
+    assert "src=fd00:26::3" in answered_by and "src=fd00:26::2 " not in answered_by
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["publish", "web", "8080:81"], 4, "host port 8080/tcp on 0.0.0.0 is already published"),
     (["publish", "web", "127.0.0.1:8080:81"], 4, "already published"),

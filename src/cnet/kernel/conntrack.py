@@ -26,8 +26,9 @@ def forget_ports(ports) -> int:
     Conntrack, NFCTAttrTuple = conntrack()
 
     deleted = 0
-    with Conntrack() as ct:
-        for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        # one handle per family: a dump lists the entries of the request's family only
+        with Conntrack(nfgen_family=family) as ct:
             for protocol, port in ports:
                 # the kernel filters by the tuple (5.8 and later); pyroute2 checks it again
                 wanted = NFCTAttrTuple(family=family, proto=PROTOCOLS[protocol], dport=port)
