@@ -33,20 +33,22 @@ fails() {
     echo "(exit code $rc)"
 }
 
-# One iperf3 run of a second between the host (server on the gateway) and web
-# ("into" the sandbox is iperf3 -R), checked: within 20 % of the limit in
-# Mbit/s, or more than 1 Gbit/s for "none".
+# One iperf3 run between the host (server on the gateway) and web ("into" the
+# sandbox is iperf3 -R), its first second (TCP's slow start) left out,
+# checked: at most 20 % above the limit (the shaping holds) and at least half
+# of it (traffic flows; a busy machine may not fill the limit), or more than
+# 1 Gbit/s for "none".
 measure() {
     local what=$1 limit=$2 reverse=""
     [ "$what" = into ] && reverse=-R
     timeout 15 iperf3 -s -1 -B 10.89.0.1 >/dev/null 2>&1 &
     for _ in $(seq 100); do [ -n "$(ss -Htln 'sport = :5201')" ] && break; sleep 0.05; done
-    ip netns exec web iperf3 -c 10.89.0.1 -t 1 -J $reverse | python3 -c '
+    ip netns exec web iperf3 -c 10.89.0.1 -t 2 -O 1 -J $reverse | python3 -c '
 import json, sys
 what, limit = sys.argv[1], sys.argv[2]
 mbit = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6
 print(f"{what} web: {mbit:.1f} Mbit/s (limit {limit})")
-if (limit == "none" and mbit < 1000) or (limit != "none" and abs(mbit - float(limit)) > 0.2 * float(limit)):
+if (limit == "none" and mbit < 1000) or (limit != "none" and not 0.5 * float(limit) <= mbit <= 1.2 * float(limit)):
     sys.exit("that is not the limit")' "$what" "$limit"
     wait
 }
