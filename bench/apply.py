@@ -28,7 +28,6 @@ import time
 import common
 from common import check_inside, clean_env, find_cnet
 
-ROOT = common.BENCH_DIR.parent
 SIZE, QUICK_SIZE = 200, 20
 DRY_SIZE, QUICK_DRY_SIZE = 1000, 100
 
@@ -106,12 +105,7 @@ def measure(args) -> None:
                                   ["l", "r", "r", "r", "r"])
     text = (f"{table}\n\napply / batch = {ratio:.2f}x (target: at most 1.2x); second apply {again:.2f} s "
             f"(target: at most 0.5 s); dry-run at {m:,} sandboxes {s['median']:.2f} s (target: at most 1 s)\n")
-    print(text)
-    path = common.write_results("apply", args, {"size": n, "dry_run_size": m}, results)
-    if not args.quick:
-        (common.RESULTS_DIR / "apply.md").write_text(
-            f"# bench/apply.py\n\n{common.environment()['timestamp']}, {os.cpu_count()} cores\n\n{text}")
-    print(f"raw figures: {path.relative_to(ROOT)}")
+    common.report("apply", args, {"size": n, "dry_run_size": m}, results, text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -279,3 +279,14 @@ def measured_in_testhost(script: str, args, argv: list[str], measure) -> None:
         measure(args)
     else:
         sys.exit(run_in_testhost(script, argv))
+
+
+def report(name: str, args, params: dict, results: list[dict], text: str) -> None:
+    """Print a bench's Markdown text, write its raw figures, and (a full run
+    only) the text as bench/results/NAME.md with the time and cores."""
+    print(text)
+    path = write_results(name, args, params, results)
+    if not args.quick:
+        (RESULTS_DIR / f"{name}.md").write_text(
+            f"# bench/{name}.py\n\n{environment()['timestamp']}, {os.cpu_count()} cores\n\n{text}")
+    print(f"raw figures: {path.relative_to(BENCH_DIR.parent)}")

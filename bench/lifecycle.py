@@ -18,7 +18,6 @@ Sizes: N = 10, 1,000 and M = 500 (--quick: 10, 100 and 50).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -26,7 +25,6 @@ import time
 import common
 from common import check_inside, clean_env, find_cnet
 
-ROOT = common.BENCH_DIR.parent
 CHECK_SIZES, QUICK_CHECK_SIZES = (10, 1000), (10, 100)
 RESTORE_SIZE, QUICK_RESTORE_SIZE = 500, 50
 
@@ -90,13 +88,7 @@ def measure(args) -> None:
                                   ["l", "r", "r", "r", "r"])
     text = (f"{table}\n\nrestore / batch = {ratio:.2f}x (target: at most 2x); check targets: 0.3 s at 10,"
             f" 1 s at 1,000 sandboxes\n")
-    print(text)
-    path = common.write_results("lifecycle", args, {"check_sizes": check_sizes, "restore_size": restore_size},
-                                results)
-    if not args.quick:
-        (common.RESULTS_DIR / "lifecycle.md").write_text(
-            f"# bench/lifecycle.py\n\n{common.environment()['timestamp']}, {os.cpu_count()} cores\n\n{text}")
-    print(f"raw figures: {path.relative_to(ROOT)}")
+    common.report("lifecycle", args, {"check_sizes": check_sizes, "restore_size": restore_size}, results, text)
 
 
 def main(argv: list[str] | None = None) -> None:
