@@ -142,6 +142,29 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class HostDevice:
+    """A host link that a hostdev endpoint moved into its sandbox, as it was
+    on the host: what detach gives back (drivers/hostdev.py). Its ifalias is
+    kept only when it had one."""
+
+    name: str
+    mtu: int
+    mac: str
+    up: bool
+    alias: str = ""
+
+    def to_dict(self) -> dict:
+        d = dict(vars(self))
+        if not d["alias"]:
+            del d["alias"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HostDevice:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class Endpoint(_Value):
     sandbox: str
     network: str
@@ -153,27 +176,34 @@ class Endpoint(_Value):
     # has no "limits" among its attributes (the class attribute says None),
     # so it is written and read as quickly as before limits existed.
     limits: Limits | None = None
+    # A hostdev endpoint's host link as it was before it moved (the same way:
+    # only in the state file, and among the attributes, when there is one).
+    device: HostDevice | None = None
 
     _tuples = ("addresses",)
+    _optional = {"limits": Limits, "device": HostDevice}
 
     def __post_init__(self):
         super().__post_init__()
-        if self.limits is None:
-            vars(self).pop("limits", None)
+        for name in self._optional:
+            if getattr(self, name) is None:
+                vars(self).pop(name, None)
 
     def to_dict(self) -> dict:
         d = super().to_dict()
-        limits = d.pop("limits", None)
-        if limits is not None:
-            d["limits"] = limits.to_dict()
+        for name in self._optional:
+            value = d.pop(name, None)
+            if value is not None:
+                d[name] = value.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Endpoint:
-        limits = d.get("limits")
-        if limits is None:
-            return super().from_dict({k: v for k, v in d.items() if k != "limits"} if "limits" in d else d)
-        return cls(**{**d, "limits": Limits.from_dict(limits)})
+        if not any(d.get(name) is not None for name in cls._optional):
+            return super().from_dict({k: v for k, v in d.items() if k not in cls._optional}
+                                     if cls._optional.keys() & d.keys() else d)
+        return cls(**{**d, **{name: kind.from_dict(d[name]) for name, kind in cls._optional.items()
+                              if d.get(name) is not None}})
 
 
 @dataclass(frozen=True)
@@ -188,7 +218,7 @@ class PortMapping(_Value):
 
 
 _FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (Sandbox, Endpoint, PortMapping)}
-_FIELDS[Endpoint] -= {"limits"}  # what an endpoint without limits has (see Endpoint.limits)
+_FIELDS[Endpoint] -= {"limits", "device"}  # what an endpoint without them has (see Endpoint.limits)
 
 
 @dataclass

@@ -7,7 +7,10 @@ files (`--state`) never touch each other's objects:
 - links: a link group (IFLA_GROUP), which the kernel sets in the very
   request that creates the link, so no link of ours is ever untagged; and an
   ifalias that says what the link is ("cnet network br0", "cnet endpoint web
-  br0"), set once the object is complete;
+  br0"), set once the object is complete; a host link that a hostdev
+  endpoint moved gets no group (it is not cnet's to delete) but an ifalias
+  from the start, which also says what it was ("cnet device web hd0 eth1
+  1500 52:54:00:12:34:56 up": gc gives it back as that);
 - named namespaces: a marker file per name under `STATE.netns/`, written
   before the namespace is made and removed after it is gone (it also
   vouches for /etc/netns/NAME);
@@ -50,9 +53,14 @@ class Owner:
     def endpoint_tag(self, sandbox: str, network: str) -> str:
         return f"{self._prefix} endpoint {sandbox} {network}"
 
+    def device_tag(self, sandbox: str, network: str, device) -> str:
+        """The tag of a host link moved into a sandbox (device: model.HostDevice)."""
+        return (f"{self._prefix} device {sandbox} {network} {device.name} {device.mtu} {device.mac}"
+                f" {'up' if device.up else 'down'}")
+
     def read_tag(self, alias: str | None) -> tuple[str, ...] | None:
-        """("network", NAME) or ("endpoint", SANDBOX, NETWORK) for an alias
-        of ours, None for any other."""
+        """("network", NAME), ("endpoint", SANDBOX, NETWORK) or ("device",
+        SANDBOX, NETWORK) for an alias of ours, None for any other."""
         words = (alias or "").split()
         if not words or words[0] != self._prefix:
             return None
@@ -60,7 +68,19 @@ class Owner:
             return ("network", words[2])
         if len(words) == 4 and words[1] == "endpoint":
             return ("endpoint", words[2], words[3])
+        if self.read_device_tag(alias) is not None:
+            return ("device", words[2], words[3])
         return None
+
+    def read_device_tag(self, alias: str | None):
+        """(sandbox, network, model.HostDevice as it was) of a device_tag, else None."""
+        from .model import HostDevice
+
+        words = (alias or "").split()
+        if len(words) != 8 or words[:2] != [self._prefix, "device"] or not words[5].isdigit() or \
+                words[7] not in ("up", "down"):
+            return None
+        return words[2], words[3], HostDevice(words[4], int(words[5]), words[6], words[7] == "up")
 
     def owns_link(self, alias: str | None, group: int | None) -> bool:
         return group == self.group or self.read_tag(alias) is not None

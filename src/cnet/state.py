@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterator
 
 from .errors import StateFileError
-from .model import Limits, State
+from .model import HostDevice, Limits, State
 
 DEFAULT_STATE_PATH = "/var/lib/cnet/state.yaml"
 VERSION = 1
@@ -89,14 +89,15 @@ def decode(text: str, path: str) -> State:
 # json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")), with one encoder
 # for every call (json.dumps with these arguments makes a new one each time).
 # Non-ASCII is written as is (YAML reads it so).
-# The one attribute that is an object of its own, an endpoint's limits, is written as its to_dict().
-def _limits(obj) -> dict:
-    if isinstance(obj, Limits):
+# The attributes that are objects of their own, an endpoint's limits and
+# device, are written as their to_dict().
+def _own_objects(obj) -> dict:
+    if isinstance(obj, (Limits, HostDevice)):
         return obj.to_dict()
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=_limits).encode
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=_own_objects).encode
 
 
 def _members(objects: list) -> list[str]:

@@ -89,7 +89,8 @@ S, I, B, L, D = (str,), (int,), (bool,), (list,), (dict,)
 NETWORK = _Schema(dict(name=S, driver=S, subnets=L, mtu=I), dict(internal=B, masquerade=B, options=D, created=S))
 SUBNET = _Schema(dict(subnet=S, gateway=S), dict(ip_range=(str, None), last=(str, None)))
 SANDBOX = _Schema(dict(name=S), dict(mode=S, target=(str, None), dns=L, hosts=L, hostname=(str, None), created=S))
-ENDPOINT = _Schema(dict(sandbox=S, network=S, ifname=S, host_ifname=S, mac=S, addresses=L), dict(limits=D))
+ENDPOINT = _Schema(dict(sandbox=S, network=S, ifname=S, host_ifname=S, mac=S, addresses=L), dict(limits=D, device=D))
+DEVICE = _Schema(dict(name=S, mtu=I, mac=S, up=B), dict(alias=S))
 LIMITS = _Schema({}, dict(ingress_rate=I, ingress_burst=I, egress_rate=I, egress_burst=I))
 PORT = _Schema(dict(sandbox=S, network=S, protocol=S, host_ip=S, host_port=I, port=I), dict(count=I))
 
@@ -304,6 +305,25 @@ def _check_endpoint(ep, i: int, subnets: dict, sandboxes: dict,
             _check_limits(ep["limits"])
         except BadRecord as e:
             raise e.inside(".limits") from None
+    if "device" in ep:
+        try:
+            _check_device(ep["device"], host_ifnames)
+        except BadRecord as e:
+            raise e.inside(".device") from None
+
+
+def _check_device(device: dict, host_ifnames: set) -> None:
+    """A hostdev endpoint's host link as it was: what detach gives it back as.
+    host_ifnames: the host links of the endpoints before (the device's name is one)."""
+    DEVICE.check(device)
+    _ifname(device["name"], ".name")
+    if device["name"] in host_ifnames:
+        raise BadRecord(".name", f"{device['name']} is the host link of two endpoints")
+    host_ifnames.add(device["name"])
+    if not 68 <= device["mtu"] <= 65535:
+        raise BadRecord(".mtu", f"{device['mtu']} is not an MTU (68-65535)")
+    if not _MAC.fullmatch(device["mac"]):
+        raise BadRecord(".mac", f"{device['mac']!r} is not a MAC address (six lower-case hex pairs)")
 
 
 def _check_limits(limits: dict) -> None:

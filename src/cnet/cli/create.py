@@ -118,6 +118,36 @@ def create_ipvlan(obj, name, parent, subnets, gateways, mode, exist_ok, json_out
     _made_network(obj, name, json_out)
 
 
+@create.command("hostdev")
+@click.argument("name")
+@click.option("--parent", required=True, metavar="IFACE",
+              help="The host link (a spare NIC, an SR-IOV VF) that moves into the sandbox attached.")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+              help="The link's LAN subnet (one IPv4 and/or one IPv6); default: the first free one of the"
+                   " address pools.")
+@click.option("--gateway", "gateways", multiple=True, metavar="IP",
+              help="The LAN's router on the n-th subnet (default: its first host address); never handed out.")
+@click.option("--mtu", type=int, help="MTU of the link in the sandbox (default from the config, else 1500).")
+@click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@json_option
+@click.pass_obj
+def create_hostdev(obj, name, parent, subnets, gateways, mtu, exist_ok, json_out):
+    """Create a hostdev network NAME: PARENT itself moves into the sandbox attached.
+
+    One sandbox at a time has the link, as ethN with the network's address
+    and routes; detach or `delete ns` gives it back to the host under its own
+    name, MAC, MTU and up state.
+
+    \b
+    Examples:
+      cnet create hostdev nic1 --parent enp3s0f1 --subnet 192.168.7.0/24 --gateway 192.168.7.1
+      cnet attach web nic1 --ip 192.168.7.20
+    """
+    obj.api.create_network("hostdev", name, subnets=subnets, gateways=gateways, mtu=mtu, masquerade=False,
+                           options={"parent": parent}, exist_ok=exist_ok)
+    _made_network(obj, name, json_out)
+
+
 @create.command("ns")
 @click.argument("name")
 @click.option("--dns", multiple=True, metavar="IP", help="Nameserver for the sandbox's resolv.conf.")

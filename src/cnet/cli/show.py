@@ -137,6 +137,16 @@ def inspect(obj, name, kind, json_out):
             click.echo("host link:  MISSING" if h is None else
                        f"host link:  {h['kind']} {h['ifname']} mode {h['mode']} state {h['state']}"
                        f"  {' '.join(h['addresses']) or '-'}")
+    elif "device" in k:  # a hostdev network: its link, on the host while no sandbox has it
+        d, parent = k["device"], view["options"]["parent"]
+        holders = [e["sandbox"] for e in view["endpoints"]]
+        if d is not None:
+            click.echo(f"kernel:     link {parent} ({d['kind'] or 'device'}) on the host, state {d['state']}"
+                       f" mtu {d['mtu']} mac {d['mac']}")
+        elif holders:
+            click.echo(f"kernel:     link {parent} in sandbox {holders[0]} (cnet inspect {holders[0]})")
+        else:
+            click.echo(f"kernel:     MISSING (no link {parent} on the host)")
     else:
         owner = "" if k["owned"] else "  NOT TAGGED AS CNET'S"
         click.echo(f"kernel:     {k['kind']} {k['ifname']} state {k['state']} mtu {k['mtu']}{owner}")
@@ -144,7 +154,7 @@ def inspect(obj, name, kind, json_out):
 
 
 def inspect_network_view(obj, name: str) -> dict:
-    """What `inspect NETWORK --json` prints (and create bridge|macvlan|ipvlan --json)."""
+    """What `inspect NETWORK --json` prints (and create bridge|macvlan|ipvlan|hostdev --json)."""
     seen = obj.api.inspect_network(name)
     return views.network_detail(seen["network"], seen["endpoints"], seen["kernel"])
 

@@ -164,10 +164,14 @@ class LifecycleOps(CnetBase):
         expected = set()
         for net in state.networks.values():
             expected |= drivers.get(net.driver).links(net, state.endpoints_of_network(net.name))
+        recorded = {(e.sandbox, e.network) for e in state.endpoints}
         for name in sorted(sysfs.link_names() - expected):
             link = sysfs.link(name)
             if link is not None and self.owner.owns_link(link.alias, link.group):
-                what = " ".join(self.owner.read_tag(link.alias) or ("link cut short",))
+                tag = self.owner.read_tag(link.alias)
+                if tag and tag[0] == "device" and tag[1:] in recorded:
+                    continue  # a hostdev link out of its sandbox: its endpoint's survey says so, restore moves it
+                what = " ".join(tag or ("link cut short",))
                 found.append(Difference("link", name, f"extra link {name} (tagged by cnet: {what}; not in the state)"))
         for name in sorted(self.owner.marked_netns() - state.sandboxes.keys()):
             found.append(Difference("netns", name, f"extra netns {name} (tagged by cnet, not in the state)"))
@@ -334,7 +338,7 @@ class LifecycleOps(CnetBase):
         import os
 
         from .. import firewall
-        from ..kernel import netns
+        from ..kernel import netns, sysfs
         from ..kernel.handles import Kernel
 
         removed = []
@@ -345,10 +349,18 @@ class LifecycleOps(CnetBase):
                               if "not in the state" in line or "extra" in line]
             if dry_run:
                 return [f"would remove: {d.problem}" for d in extra] + [f"would remove: {x}" for x in firewall_extra]
+            hostdev = drivers.get("hostdev")
             for d in extra:
                 if d.kind == "link":
+                    if (self.owner.read_tag(sysfs.link(d.name).alias) or ("",))[0] == "device":
+                        back = hostdev.give_back_orphan(kernel, d.name)  # the host's link, not cnet's to delete
+                        removed.append(f"removed: cnet's hold on link {d.name}, given back to the host as {back}")
+                        continue
                     kernel.netlink.delete_link(d.name)
                 elif d.kind == "netns":
+                    if netns.exists(d.name):
+                        removed += [f"removed: cnet's hold on link {name}, given back to the host from netns {d.name}"
+                                    for name in hostdev.give_back_all(kernel, netns.path_of(d.name))]
                     kernel.forget(netns.path_of(d.name))
                     netns.remove(d.name)
                     self.resolver.remove_sandbox(d.name)

@@ -147,6 +147,8 @@ class SandboxOps(CnetBase):
         if present is None:
             present = c.kernel.inside(path).link_names()
         held = getattr(driver, "held_addresses", lambda net: set())(net)  # optional (drivers/base.py)
+        if mac is None:
+            mac = getattr(driver, "default_mac", lambda net, kernel: None)(net, c.kernel)  # optional, too
         ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present,
                                           held=held)
         ep = driver.plan_endpoint(c.state, net, replace(ep, limits=plan_limits(net, limits or {})), c.kernel)

@@ -98,6 +98,8 @@ DRIVER_FORMATS = {
                            _bridge_request, _bridge_keys),
     "macvlan": _sublink_format("bridge", {"host-access": "host_access"}),
     "ipvlan": _sublink_format("l2", {}),
+    "hostdev": DriverFormat({"parent": STR}, lambda keys: dict(masquerade=False, options={"parent": keys.get("parent")}),
+                            lambda net: {"parent": net.options.get("parent")}),
 }
 
 NETWORK_KEYS = {"driver": STR, "subnet": STRS, "gateway": STRS, "ip-range": STR, "mtu": INT}

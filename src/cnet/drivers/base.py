@@ -35,6 +35,9 @@ Optional, for drivers that need them:
     held_addresses(net) -> set[str]
         addresses of the network's subnets that its own links hold (the host's
         macvlan of a --host-access network): IPAM never hands them out.
+    default_mac(net, kernel) -> str | None
+        the MAC of an endpoint attached without --mac (a hostdev link keeps
+        its own); None: a random one.
 
 For `cnet check` and `cnet restore` (core/lifecycle.py):
 

@@ -70,6 +70,9 @@ class SubLinkDriver:
         if parent in state.networks and parent_of(state.networks[parent]) is None:
             raise Conflict(f"--parent {parent} is the link of cnet network {parent}, not a LAN link of the host")
         for other in state.networks.values():
+            if other.driver == "hostdev" and other.options.get("parent") == parent:
+                raise Conflict(f"--parent {parent} is the link of hostdev network {other.name}, which moves it"
+                               " into a sandbox")
             if other.name == net.name or parent_of(other) != parent:
                 continue
             other_mode = other.options.get("mode")

@@ -224,6 +224,43 @@ class Netlink:
     @_guarded("cannot set a link's MTU")
     def set_mtu(self, index: int, mtu: int) -> None:
         self.ipr.link("set", index=index, mtu=mtu)
+        verbose.changed(f"link {self._name(index)}{self._where}: mtu {mtu}")
+
+    @_guarded("cannot set a link's MAC address")
+    def set_mac(self, index: int, mac: str) -> None:
+        self.ipr.link("set", index=index, address=mac)
+        verbose.changed(f"link {self._name(index)}{self._where}: mac {mac}")
+
+    @_guarded("cannot bring a link down")
+    def set_down(self, index: int) -> None:
+        self.ipr.link("set", index=index, state="down")
+        verbose.changed(f"link {self._name(index)}{self._where} down")
+
+    @_guarded("cannot rename a link")
+    def set_name(self, index: int, name: str) -> None:
+        """Rename a link (the kernel renames only links that are down)."""
+        old = self._name(index)
+        self.ipr.link("set", index=index, ifname=name)
+        self._names[index] = name
+        verbose.changed(f"link {old}{self._where} renamed {name}")
+
+    def move_link(self, index: int, netns_fd: int, ifname: str, where: str) -> None:
+        """Move the link at index into the namespace open at netns_fd, named
+        ifname there, in one request (`ip link set ... netns N name NAME`:
+        the kernel moves it, down, then renames it there). where: that
+        namespace, for messages ("sandbox web", "the host")."""
+        name = self._name(index)
+        try:
+            self.ipr.link("set", index=index, net_ns_fd=netns_fd, ifname=ifname)
+        except NetlinkError as e:
+            raise _failed(f"cannot move link {name} into {where} as {ifname}", e) from e
+        self._names.pop(index, None)
+        verbose.changed(f"link {name}{self._where} moved into {where} as {ifname}")
+
+    @_guarded("cannot list links")
+    def aliases(self) -> dict[str, str]:
+        """{name: ifalias} of the links that have an ifalias."""
+        return {link.get("ifname"): link.get("ifalias") for link in self.ipr.link("dump") if link.get("ifalias")}
 
     @_guarded("cannot bring a link up")
     def set_up(self, index: int) -> None:
