@@ -14,6 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 
+from ..core.network_ops import NetworkOps
+from ..core.port_ops import PortOps
+from ..core.router_ops import RouterOps
+from ..core.sandbox_ops import SandboxOps
 from ..errors import CnetError
 from ..names import check_ifname
 from . import mapping, protocol
@@ -21,13 +25,18 @@ from .protocol import CniError, Request
 from .registry import Record, Registry
 
 
+class CniOps(NetworkOps, SandboxOps, RouterOps, PortOps):
+    """The operations of cnet.core.Cnet that the CNI commands use: the same
+    transactions, lock and state, without importing the modules of the others
+    (apply, check and restore, limits, explain), which a plugin call never
+    runs. RouterOps: delete_ns calls its _withdrawal."""
+
+
 class Plugin:
     def __init__(self, request: Request) -> None:
-        from ..core import Cnet
-
         self.request = request
         self.conf = mapping.plugin_config(request.config)
-        self.api = Cnet(state=self.conf.state, config=self.conf.config, firewall=self.conf.firewall)
+        self.api = CniOps(state=self.conf.state, config=self.conf.config, firewall=self.conf.firewall)
         self.registry = Registry(self.api.store.path)
         self.sandbox = mapping.sandbox_name(request.container_id) if request.container_id else ""
         if request.ifname:

@@ -42,15 +42,17 @@ class Registry:
     def get(self, sandbox: str, ifname: str) -> Record | None:
         return self._read(f"{sandbox}@{ifname}")
 
-    def all(self) -> list[Record]:
+    def all(self, prefix: str = "") -> list[Record]:
         try:
-            keys = sorted(k for k in os.listdir(self.dir) if not k.startswith("."))  # not a write under way
+            keys = sorted(k for k in os.listdir(self.dir)
+                          if k.startswith(prefix) and not k.startswith("."))  # "." : a write under way
         except FileNotFoundError:
             return []
         return [r for r in map(self._read, keys) if r is not None]
 
     def of_sandbox(self, sandbox: str) -> list[Record]:
-        return [r for r in self.all() if r.sandbox == sandbox]
+        """Its records only, by their names: an ADD does not read every container's."""
+        return [r for r in self.all(prefix=f"{sandbox}@") if r.sandbox == sandbox]
 
     def _read(self, key: str) -> Record | None:
         try:

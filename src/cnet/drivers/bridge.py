@@ -176,7 +176,7 @@ def limit(net: Network, old: Endpoint, new: Endpoint, kernel, undo) -> None:
 def detach(net: Network, ep: Endpoint, kernel) -> None:
     """Remove the veth pair (deleting one end deletes both); gone already is fine."""
     faults.checkpoint("detach")
-    kernel.netlink.delete_link(ep.host_ifname)
+    kernel.delete_link(ep.host_ifname)
     if ep.limits is not None:
         unshape_endpoint(kernel.netlink, ep.host_ifname, None, kernel.owner.group)  # the veth's ifb
 

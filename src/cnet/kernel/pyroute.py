@@ -47,10 +47,30 @@ def _defer_package_init() -> None:
 
 _defer_package_init()
 
-from pyroute2.iproute.linux import IPRoute  # noqa: E402
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
-__all__ = ["IPRoute", "NetlinkError", "conntrack"]
+__all__ = ["IPRoute", "NetlinkError", "conntrack", "link_messages"]
+
+
+def __getattr__(name: str):
+    # IPRoute on first use: it is most of the cost (asyncio and every rtnetlink
+    # message class, ~90 ms), and a teardown that only deletes links does without
+    # it (kernel/link_delete.py).
+    if name == "IPRoute":
+        from pyroute2.iproute.linux import IPRoute
+
+        globals()["IPRoute"] = IPRoute
+        return IPRoute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def link_messages():
+    """(ifinfmsg, nlmsgerr): pyroute2's link message and its error/ack
+    message, for one request on a plain netlink socket (kernel/link_delete.py)."""
+    from pyroute2.netlink import nlmsgerr
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    return ifinfmsg, nlmsgerr
 
 
 def conntrack():
