@@ -51,6 +51,14 @@ def test_one_member_down_serves_two_down_refuses_all_back_has_the_data(cluster):
     assert ok(cluster.etcdctl("get", "/test/survives", "--print-value-only")).strip() == "v2"
 
 
+def test_all_stopped_refuses_all_started_again_has_the_data(cluster):
+    ok(cluster.etcdctl("put", "/test/restart", "kept"))
+    cluster.stop_all()
+    assert cluster.etcdctl("get", "/test/restart", "--command-timeout=1s").returncode != 0
+    cluster.start_all()
+    assert ok(cluster.etcdctl("get", "/test/restart", "--print-value-only")).strip() == "kept"
+
+
 def test_hosts_reach_each_other_on_the_underlay_and_nothing_beyond(cluster):
     ok(cluster.host(1).run(["ping", "-c1", "-W2", address(3)]))
     ok(cluster.client(["ping", "-c1", "-W2", address(2)]))
