@@ -11,8 +11,13 @@ APT_PACKAGES := iproute2 nftables iptables iputils-ping procps conntrack util-li
 # for their containers' root file system); their tests are skipped, with the reason, if apt cannot install them.
 CNI_TEST_TOOLS := podman runc conmon containerd ctr busybox
 CNI_TEST_PACKAGES := podman runc containerd busybox-static
+# etcd for the overlay tests (tests/overlay_cluster.py runs its members in test hosts); skipped, with
+# the reason, if apt cannot install it. The package's own service must not run on this machine:
+# a policy-rc.d that denies starts during the install, the unit disabled, and a check after.
+ETCD_TEST_TOOLS := etcd etcdctl
+ETCD_TEST_PACKAGES := etcd-server etcd-client
 
-.PHONY: all system-deps cni-test-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
+.PHONY: all system-deps cni-test-deps etcd-test-deps venv test test-iptables unit soak demo man bench bench-deps bench-quick clean
 
 all: test
 
@@ -31,6 +36,26 @@ cni-test-deps:
 	      $(CNI_TEST_PACKAGES); } || echo "could not install $(CNI_TEST_PACKAGES): the runtime tests are skipped"; \
 	fi
 
+etcd-test-deps:
+	@missing=""; for t in $(ETCD_TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing etcd for the overlay tests (missing:$$missing)"; \
+	  policy=/usr/sbin/policy-rc.d; made_policy=""; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; chmod 755 $$policy; made_policy=1; fi; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $(ETCD_TEST_PACKAGES); } || echo "could not install $(ETCD_TEST_PACKAGES): the overlay tests are skipped"; \
+	  [ -z "$$made_policy" ] || rm -f $$policy; \
+	  if [ -e /lib/systemd/system/etcd.service ]; then systemctl disable etcd.service >/dev/null 2>&1 || true; fi; \
+	  if [ -e /etc/init.d/etcd ]; then update-rc.d etcd disable >/dev/null 2>&1 || true; fi; \
+	  here=$$(readlink /proc/self/ns/net); \
+	  for p in $$(pgrep -x etcd); do \
+	    if [ "$$(readlink /proc/$$p/ns/net)" = "$$here" ]; then \
+	      echo "stopping the etcd service the package started on this machine"; \
+	      systemctl stop etcd.service 2>/dev/null || /etc/init.d/etcd stop; \
+	    fi; \
+	  done; \
+	fi
+
 $(BIN)/cnet: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "installing python3-venv"; \
@@ -41,7 +66,7 @@ $(BIN)/cnet: pyproject.toml
 
 venv: $(BIN)/cnet
 
-test: system-deps cni-test-deps venv
+test: system-deps cni-test-deps etcd-test-deps venv
 	$(BIN)/python -m pytest
 
 # The kernel tests again with the iptables backend (test_nat.py runs both backends anyway).

@@ -16,6 +16,9 @@ default. Full reference, with the defaults::
       # to 172.31.0.0/16, each size 16
       - base: 192.168.0.0/16
         size: 20
+    store: etcd://10.0.0.1:2379,10.0.0.2:2379   # overlays' etcd (or $CNET_STORE)
+    advertise: 10.0.0.1       # this host's underlay address or interface
+    host: node1               # this host's name among the overlay's hosts
 
 Giving ``address_pools`` replaces the default pools entirely; it must not be
 an empty list.
@@ -61,6 +64,10 @@ class Config:
     mtu: int = 1500
     dns: tuple[str, ...] = ()
     address_pools: tuple[AddressPool, ...] = DEFAULT_POOLS
+    # Overlay keys, read as given: their meaning is the overlay driver's.
+    store: str | None = None
+    advertise: str | None = None
+    host: str | None = None
 
 
 def iter_pool_subnets(pools: Iterable[AddressPool]) -> Iterator[Network]:
@@ -151,6 +158,12 @@ def _parse(path: str, doc: Any) -> Config:
         if not isinstance(pools, list) or not pools:
             raise bad(f"'address_pools' must be a non-empty list of pools, not {pools!r}")
         values["address_pools"] = tuple(_pool(bad, f"address_pools[{i}]", p) for i, p in enumerate(pools))
+    for key in ("store", "advertise", "host"):
+        text = doc.get(key)
+        if text is not None:
+            if not isinstance(text, str) or not text.strip():
+                raise bad(f"'{key}' must be a non-empty string, not {text!r}")
+            values[key] = text
     return Config(**values)
 
 

@@ -58,6 +58,9 @@ INVALID = [
     ("address_pools:\n  - {base: 10.0.0.0/16, size: 24, gw: x}\n", "unknown key 'gw' in 'address_pools[0]'"),
     ("address_pools:\n  - {size: 24}\n", "'address_pools[0].base' is required"),
     ("address_pools:\n  - {base: 10.0.0.0/16}\n", "'address_pools[0].size' is required"),
+    ("store: [a, b]\n", "'store' must be a non-empty string, not ['a', 'b']"),
+    ("advertise: 10\n", "'advertise' must be a non-empty string, not 10"),
+    ("host: ''\n", "'host' must be a non-empty string, not ''"),
     ("- mtu: 1500\n", "the top level must be a mapping"),
     ("just a string\n", "the top level must be a mapping"),
     ("mtu: 1500\n  firewall: x\n", "invalid YAML at line 2: mapping values are not allowed"),
@@ -159,6 +162,12 @@ def test_full_custom_config(tmp_path):
     assert first(2, cfg.address_pools) == ["10.200.0.0/24", "10.200.1.0/24"]
     subnets = list(iter_pool_subnets(cfg.address_pools[:1]))
     assert len(subnets) == 256 and str(subnets[-1]) == "10.200.255.0/24"
+
+
+def test_overlay_keys_are_kept_as_given(tmp_path):
+    text = "store: etcd://10.77.0.11:2379,10.77.0.12:2379\nadvertise: eth0\nhost: h1\n"
+    cfg = load_config(write(tmp_path, text), must_exist=True)
+    assert (cfg.store, cfg.advertise, cfg.host) == ("etcd://10.77.0.11:2379,10.77.0.12:2379", "eth0", "h1")
 
 
 def test_ipv6_dns_unquoted(tmp_path):
