@@ -29,7 +29,7 @@ from .names import RESERVED_IFNAMES, SANDBOX_NAME, check_ifname
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")  # cnet writes MACs in lower case
 _DRIVER = re.compile(r"[a-z][a-z0-9_]*")  # the names drivers.get accepts
-_NOT_DRIVERS = frozenset({"base", "sublink"})  # modules of cnet/drivers that are no driver, as drivers.get says
+_NOT_DRIVERS = frozenset({"base", "sublink", "overlay_store"})  # modules of cnet/drivers that are no driver, as drivers.get says
 _IFNAME_OK = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # what check_ifname accepts, but for '.', '..', 'all', 'default'
 MODES = ("none", "joined", "adopted", "host", "router")
 PROTOCOLS = ("tcp", "udp", "sctp")

@@ -20,7 +20,7 @@ from cnet.state import StateStore
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "cnet-output.schema.json").read_text())
 # The commands without --json: exec becomes another program, completion prints a shell script,
 # apply/export/graph (cli/topology.py) are to come (docs/json.md).
-NO_JSON = {"exec", "completion", "graph"}  # a command, a shell script, a picture
+NO_JSON = {"exec", "completion", "graph", "agent"}  # a command, a shell script, a picture, a log
 
 
 def validate(entry: str, document) -> None:

@@ -26,6 +26,7 @@ from .explain import explain
 from .lifecycle import check, gc, restore
 from .limit import limit
 from .output import usage_message
+from .overlay import agent, overlay
 from .ports import publish, unpublish
 from .show import inspect, ls
 from .topology import apply, export, graph
@@ -60,6 +61,7 @@ SECTIONS = [
     ("Ports", ["publish", "unpublish", "explain"]),
     ("Seeing what is there", ["ls", "inspect"]),
     ("Lifecycle", ["check", "restore", "gc"]),
+    ("Across hosts", ["agent", "overlay"]),
     ("Many at once", ["batch"]),
     ("Topologies", ["apply", "export", "graph"]),
     ("Shell", ["completion"]),
@@ -89,13 +91,16 @@ class SectionedGroup(click.Group):
 @click.option("--config", metavar="PATH", help="Config file (default /etc/cnet/config.yaml; env CNET_CONFIG).")
 @click.option("--firewall", type=click.Choice(FIREWALLS), envvar="CNET_FIREWALL",
               help="Firewall backend (env CNET_FIREWALL; default from the config file, else nftables).")
+@click.option("--store", metavar="URL", help="The overlays' etcd store (env CNET_STORE, else the config's store:).")
 @click.option("-v", "--verbose", is_flag=True, help="One line on stderr per kernel and firewall change, as it happens.")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings (errors still print).")
 @click.option("--debug", is_flag=True, help="Show a traceback with errors.")
 @click.version_option(__version__, "--version", prog_name="cnet", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx, state, config, firewall, verbose, quiet, debug):
+def cli(ctx, state, config, firewall, store, verbose, quiet, debug):
     """cnet: container networking for any network namespace, without a daemon."""
+    if store:
+        os.environ["CNET_STORE"] = store  # what store_url reads after a command's own --store
     if verbose:
         from .. import verbose as changes
 
@@ -106,7 +111,7 @@ def cli(ctx, state, config, firewall, verbose, quiet, debug):
 
 
 for command in (create, attach, detach, exec_, limit, publish, unpublish, ls, inspect, delete, rm, batch,
-                check, restore, gc, completion, explain, apply, export, graph):
+                check, restore, gc, completion, explain, apply, export, graph, agent, overlay):
     cli.add_command(command)
 
 
@@ -117,7 +122,7 @@ def _fail(message: str, code: int) -> None:
 
 def _global_debug(args: list[str]) -> bool:
     """--debug among the global options (not in `cnet exec NS -- cmd --debug`)."""
-    takes_value = {"--state", "--config", "--firewall"}
+    takes_value = {"--state", "--config", "--firewall", "--store"}
     i = 0
     while i < len(args) and args[i].startswith("-"):
         if args[i] == "--debug":

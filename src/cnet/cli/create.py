@@ -148,6 +148,36 @@ def create_hostdev(obj, name, parent, subnets, gateways, mtu, exist_ok, json_out
     _made_network(obj, name, json_out)
 
 
+@create.command("overlay")
+@click.argument("name")
+@click.option("--subnet", "subnets", multiple=True, metavar="CIDR",
+              help="Subnet (one IPv4 and/or one IPv6); default: the store's, or the first free one of the address"
+                   " pools.")
+@click.option("--vni", type=click.IntRange(1, 2**24 - 1), metavar="N",
+              help="VXLAN network identifier; default: the store's, or the lowest free one from 4096.")
+@click.option("--mtu", type=int, help="MTU (default: the underlay link's less 50, the VXLAN headers).")
+@click.option("--store", metavar="URL", help="etcd://HOST:2379[,HOST:2379...] (default $CNET_STORE or `store:`).")
+@click.option("--exist-ok", is_flag=True, help="Succeed if an identical network exists already.")
+@json_option
+@click.pass_obj
+def create_overlay(obj, name, subnets, vni, mtu, store, exist_ok, json_out):
+    """Create or join an overlay network NAME: one L2 network across hosts.
+
+    The first host records it in etcd; the same command on another host
+    joins it (with the same settings, or none). Each host has a bridge NAME
+    with a VXLAN port, and learns the other hosts' endpoints from the store
+    (at once on each cnet command, within a second with `cnet agent`).
+
+    \b
+    Examples:
+      cnet create overlay ov0 --subnet 10.60.0.0/24 --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
+      cnet create overlay ov0                       # on the other hosts (store: in the config)
+    """
+    options = {**({"vni": vni} if vni is not None else {}), **({"store": store} if store else {})}
+    obj.api.create_network("overlay", name, subnets=subnets, mtu=mtu, options=options, exist_ok=exist_ok)
+    _made_network(obj, name, json_out)
+
+
 @create.command("ns")
 @click.argument("name")
 @click.option("--dns", multiple=True, metavar="IP", help="Nameserver for the sandbox's resolv.conf.")

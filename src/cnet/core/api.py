@@ -4,13 +4,14 @@ from .apply_ops import ApplyOps
 from .lifecycle import LifecycleOps
 from .limit_ops import LimitOps
 from .network_ops import NetworkOps
+from .overlay_ops import OverlayOps
 from .port_ops import PortOps
 from .read_ops import ReadOps
 from .router_ops import RouterOps
 from .sandbox_ops import SandboxOps
 
 
-class Cnet(NetworkOps, SandboxOps, LimitOps, RouterOps, PortOps, ReadOps, LifecycleOps, ApplyOps):
+class Cnet(NetworkOps, SandboxOps, LimitOps, RouterOps, PortOps, ReadOps, LifecycleOps, ApplyOps, OverlayOps):
     """cnet's operations. Each method is one transaction: all of it happens, or none."""
 
     def explain(self, ns: str | None, port: str) -> list:

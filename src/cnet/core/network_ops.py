@@ -20,8 +20,12 @@ class NetworkOps(CnetBase):
         force_subnet: a subnet may overlap a network the host is on."""
         request = dict(driver=driver, subnets=subnets, gateways=gateways, ip_range=ip_range, mtu=mtu,
                        internal=internal, masquerade=masquerade, options=options)
+        module = drivers.get(driver)
+        shared = getattr(module, "join", None)  # optional: a network that hosts share through a store
         with self._change() as c:
             existing = c.state.networks.get(name)
+            if shared is not None and (existing is None or exist_ok):
+                request = shared(name, request, self.config, c.kernel)
             if existing is not None and exist_ok:
                 others = State(networks={k: v for k, v in c.state.networks.items() if k != name})
                 wanted = networks.plan_network(others, self.config, name, **request, host_routes=list)
@@ -35,12 +39,16 @@ class NetworkOps(CnetBase):
                     driver.repair_network(existing, c.kernel, c.undo)
                     self.warnings.append(f"network {name} was not whole in the kernel and is made again;"
                                          " `cnet check` tells whether anything else is missing")
+                elif shared is not None:
+                    driver.sync(existing, c.kernel)  # the other hosts' endpoints, as the store has them now
                 return existing
             net = networks.plan_network(c.state, self.config, name, **request,
                                         host_routes=lambda: c.kernel.netlink.route_networks(),
                                         host_networks=lambda: _host_networks(c.kernel), force_subnet=force_subnet)
+            if shared is not None:
+                module.define(net, c.undo)
             before = self._firewall_before(c)
-            drivers.get(driver).create(net, c.kernel, c.undo)
+            module.create(net, c.kernel, c.undo)
             c.state.networks[name] = net
             self._sync_firewall(c, before)
             return net

@@ -151,6 +151,9 @@ class SandboxOps(CnetBase):
             mac = getattr(driver, "default_mac", lambda net, kernel: None)(net, c.kernel)  # optional, too
         ep, net = sandboxes.plan_endpoint(c.state, net, owner, ips=ips, mac=mac, ifname=ifname, present=present,
                                           held=held)
+        reserve = getattr(driver, "reserve", None)  # optional: addresses unique across hosts, from a store
+        if reserve is not None:
+            ep = reserve(net, ep, set(ips), c.undo)
         ep = driver.plan_endpoint(c.state, net, replace(ep, limits=plan_limits(net, limits or {})), c.kernel)
         gives_default = (not net.internal and not routers.is_router(c.state, owner)
                          and sandboxes.default_route_endpoint(c.state, owner, c.state.networks) is None)

@@ -10,7 +10,7 @@ import re
 
 from ..errors import InvalidInput
 
-_NOT_DRIVERS = {"base", "sublink"}  # modules here that are no driver (statecheck.py knows them too)
+_NOT_DRIVERS = {"base", "sublink", "overlay_store"}  # modules here that are no driver (statecheck.py knows them too)
 
 
 def get(name: str):

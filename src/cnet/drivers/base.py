@@ -39,6 +39,20 @@ Optional, for drivers that need them:
         the MAC of an endpoint attached without --mac (a hostdev link keeps
         its own); None: a random one.
 
+For a network that hosts share through a store (overlay: its definition
+and addresses live in etcd, so that every host makes the same network):
+
+    join(name, request, config, kernel) -> request
+        create_network's request (a dict of its arguments) completed from the
+        store: the network's definition when another host recorded it
+        (Conflict if the request says otherwise), this host's options.
+    define(net, undo)                  record the network in the store if new.
+    reserve(net, ep, pinned, undo) -> Endpoint
+        ep with addresses unique across hosts, recorded in the store (pinned:
+        the addresses asked for); called before plan_endpoint.
+    sync(net, kernel)                  make this host's view of the other
+        hosts' endpoints what the store says (`cnet agent` calls it too).
+
 For `cnet check` and `cnet restore` (core/lifecycle.py):
 
     links(net, endpoints) -> set[str]

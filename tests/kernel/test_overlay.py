@@ -1,0 +1,204 @@
+"""Overlay networks across three hosts on a real three-member etcd cluster
+(tests/overlay_cluster.py): made on one host and joined on the others,
+addresses unique across hosts, traffic between hosts, the agent, a store
+that is partly or wholly down, NAT and published ports, restore."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from overlay_cluster import MEMBERS, SWITCH_ADDRESS, address
+from testhost import CNET, ask, eventually, serve
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def hosts(cluster):
+    return [cluster.host(n) for n in MEMBERS]
+
+
+def make_overlay(cluster, name: str, subnet: str) -> None:
+    """NAME on h1 with its subnet, joined by h2 and h3 with no options."""
+    ok(cluster.host(1).cnet("create", "overlay", name, "--subnet", subnet))
+    for n in (2, 3):
+        assert ok(cluster.host(n).cnet("create", "overlay", name)).strip() == name
+
+
+def fdb(host, device: str) -> set[tuple[str, str]]:
+    """(MAC, VTEP) of the device's static destinations, as the kernel lists them."""
+    entries = json.loads(host.run(["bridge", "-j", "fdb", "show", "dev", device], check=True).stdout or "[]")
+    return {(e["mac"], e["dst"]) for e in entries if e.get("dst")}
+
+
+def vxlan_device(host, network: str) -> str:
+    view = json.loads(ok(host.cnet("inspect", network, "--json")))
+    return view["kernel"]["vxlan"]["name"]
+
+
+def pings(host, sandbox: str, ip: str) -> bool:
+    return host.run(["ip", "netns", "exec", sandbox, "ping", "-c1", "-W1", ip]).returncode == 0
+
+
+def address_of(host, sandbox: str, network: str) -> str:
+    view = json.loads(ok(host.cnet("inspect", sandbox, "--json")))
+    (ep,) = [e for e in view["endpoints"] if e["network"] == network]
+    return ep["addresses"][0].split("/")[0]
+
+
+def test_joined_overlays_match_and_other_settings_are_refused(cluster):
+    h1, h2, h3 = hosts(cluster)
+    ok(h1.cnet("create", "overlay", "ovj", "--subnet", "10.61.0.0/24"))
+    refused = h3.cnet("create", "overlay", "ovj", "--subnet", "10.62.0.0/24")
+    assert refused.returncode == 4 and "other settings" in refused.stderr
+    assert "ovj" not in h3.links()
+    assert json.loads(ok(h3.cnet("ls", "networks", "--json"))) == []
+    ok(h2.cnet("create", "overlay", "ovj"))
+    views = [json.loads(ok(h.cnet("inspect", "ovj", "--json"))) for h in (h1, h2)]
+    for view, n in zip(views, (1, 2)):
+        net, kernel = view, view["kernel"]
+        assert [s["subnet"] for s in net["subnets"]] == ["10.61.0.0/24"]
+        assert net["mtu"] == 1450  # the veth underlay's 1500 less the VXLAN headers
+        assert kernel["vxlan"]["local"] == address(n) and kernel["vxlan"]["port"] == 4789
+    assert views[0]["kernel"]["vxlan"]["vni"] == views[1]["kernel"]["vxlan"]["vni"]
+    again = h2.cnet("create", "overlay", "ovj", "--exist-ok")
+    assert again.returncode == 0, again.stderr
+    for h in (h1, h2):
+        ok(h.cnet("delete", "network", "ovj"))
+
+
+def test_thirty_attaches_at_once_get_distinct_addresses_and_reach_each_other(cluster):
+    make_overlay(cluster, "ov30", "10.63.0.0/24")
+    running = []
+    for h in hosts(cluster):
+        for i in range(10):
+            running.append(h.popen([*CNET, "create", "ns", f"s{i}", "--network", "ov30"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [(p.wait(timeout=120), *p.communicate()) for p in running]
+    assert all(code == 0 for code, _, _ in results), [err for code, _, err in results if code]
+    addresses = [out.strip() for _, out, _ in results]
+    assert len(set(addresses)) == 30, addresses
+    # No agent: one cnet command on a host brings it up to date.
+    for h in hosts(cluster):
+        ok(h.cnet("create", "overlay", "ov30", "--exist-ok"))
+    h1, h2, h3 = hosts(cluster)
+    on = {n: address_of(cluster.host(n), "s0", "ov30") for n in MEMBERS}
+    assert pings(h1, "s0", on[2]) and pings(h1, "s0", on[3]) and pings(h3, "s9", on[2])
+    server = serve(h2, "tcp", 7000, ns="s0")
+    try:
+        assert ask(h1, "tcp", on[2], 7000, ns="s0") == on[1]  # the source address is kept
+        assert ask(h3, "tcp", on[2], 7000, ns="s0") == on[3]
+    finally:
+        server.kill()
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ov30", "--force"))
+
+
+def test_the_agent_propagates_attach_and_detach(cluster):
+    make_overlay(cluster, "ova", "10.64.0.0/24")
+    h1, h2, h3 = hosts(cluster)
+    agent = h1.popen([*CNET, "agent"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert eventually(lambda: ok(cluster.etcdctl("get", "/cnet/alive/h1")).strip(), timeout=10)
+        device = vxlan_device(h1, "ova")
+        ok(h3.cnet("create", "ns", "late", "--network", "ova"))
+        ip3 = address_of(h3, "late", "ova")
+        ok(h1.cnet("create", "ns", "here"))
+        assert eventually(lambda: any(vtep == address(3) for _, vtep in fdb(h1, device)), timeout=5)
+        # h3 learns of h1's new endpoint by its own next command (it has no agent)
+        ok(h1.cnet("attach", "here", "ova"))
+        ok(h3.cnet("create", "overlay", "ova", "--exist-ok"))
+        assert pings(h1, "here", ip3)
+        ok(h3.cnet("detach", "late", "ova"))
+        assert eventually(lambda: not any(vtep == address(3) for _, vtep in fdb(h1, device)), timeout=5)
+        inspect = json.loads(ok(h2.cnet("inspect", "ova", "--json")))
+        assert inspect["kernel"]["hosts"]["h1"]["alive"] is True
+        assert inspect["kernel"]["hosts"]["h3"]["alive"] is False
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=10) == 0, agent.stderr.read()
+    assert ok(cluster.etcdctl("get", "/cnet/alive/h1")).strip() == ""  # its lease revoked on the way out
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ova", "--force"))
+
+
+def test_store_partly_or_wholly_down(cluster):
+    make_overlay(cluster, "ovd", "10.65.0.0/24")
+    h1, h2, _ = hosts(cluster)
+    ok(h1.cnet("create", "ns", "a", "--network", "ovd"))
+    ok(h2.cnet("create", "ns", "b", "--network", "ovd"))
+    ok(h1.cnet("create", "ns", "c"))
+    ok(h1.cnet("create", "overlay", "ovd", "--exist-ok"))
+    ip_b = address_of(h2, "b", "ovd")
+    follower = next(n for n in MEMBERS if n != cluster.leader())
+    cluster.kill_member(follower)
+    try:
+        ok(h1.cnet("attach", "c", "ovd"))  # two members of three: a quorum
+        ok(h1.cnet("detach", "c", "ovd"))
+    finally:
+        cluster.start_member(follower)
+        cluster.wait_healthy()
+    state_before = h1.read("/var/lib/cnet/state.yaml")
+    cluster.stop_all()
+    try:
+        refused = h1.cnet("attach", "c", "ovd")
+        assert refused.returncode == 1 and "store unreachable" in refused.stderr, refused.stderr
+        assert h1.read("/var/lib/cnet/state.yaml") == state_before
+        assert pings(h1, "a", ip_b)  # the data path does not need the store
+    finally:
+        cluster.start_all()
+    ok(h1.cnet("attach", "c", "ovd"))
+    for h in (h1, h2, cluster.host(3)):
+        ok(h.cnet("delete", "network", "ovd", "--force"))
+
+
+def test_masquerade_and_published_ports_on_the_sandbox_host(cluster):
+    make_overlay(cluster, "ovp", "10.66.0.0/24")
+    h1, h2, _ = hosts(cluster)
+    ok(h2.cnet("create", "ns", "web", "--network", "ovp", "--publish", "8080:80"))
+    server = serve(h2, "tcp", 80, ns="web")
+    lan = serve(cluster.underlay, "tcp", 9000)
+    try:
+        assert ask(cluster.underlay, "tcp", address(2), 8080) == SWITCH_ADDRESS
+        assert ask(h2, "tcp", SWITCH_ADDRESS, 9000, ns="web") == address(2)  # masqueraded by its own host
+    finally:
+        server.kill()
+        lan.kill()
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ovp", "--force"))
+
+
+def test_restore_after_the_kernel_state_is_wiped(cluster):
+    make_overlay(cluster, "ovr", "10.67.0.0/24")
+    h1, h2, _ = hosts(cluster)
+    ok(h1.cnet("create", "ns", "a", "--network", "ovr"))
+    ok(h2.cnet("create", "ns", "b", "--network", "ovr"))
+    ok(h1.cnet("create", "overlay", "ovr", "--exist-ok"))
+    ip_a = address_of(h1, "a", "ovr")
+    device = vxlan_device(h2, "ovr")
+    # a reboot of h2, as far as its kernel is concerned
+    h2.run(["ip", "netns", "delete", "b"], check=True)
+    h2.run(["ip", "link", "delete", "ovr"], check=True)
+    h2.run(["ip", "link", "delete", device], check=True)
+    h2.run(["nft", "flush", "ruleset"], check=True)
+    assert h2.cnet("check").returncode == 5
+    ok(h2.cnet("restore"))
+    assert h2.cnet("check").returncode == 0
+    assert pings(h2, "b", ip_a)
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ovr", "--force"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_sandboxes(cluster):
+    """Each test starts with no sandboxes on any host (one that failed halfway leaves its own)."""
+    yield
+    for h in hosts(cluster):
+        for name in ok(h.cnet("ls", "ns", "-q")).split():
+            ok(h.cnet("delete", "ns", name))
