@@ -145,15 +145,25 @@ def test_store_partly_or_wholly_down(cluster):
         cluster.start_member(follower)
         cluster.wait_healthy()
     state_before = h1.read("/var/lib/cnet/state.yaml")
-    cluster.stop_all()
+    agent = h2.popen([*CNET, "agent"], stderr=subprocess.PIPE, text=True)
     try:
-        refused = h1.cnet("attach", "c", "ovd")
-        assert refused.returncode == 1 and "store unreachable" in refused.stderr, refused.stderr
-        assert h1.read("/var/lib/cnet/state.yaml") == state_before
-        assert pings(h1, "a", ip_b)  # the data path does not need the store
+        assert eventually(lambda: ok(cluster.etcdctl("get", "/cnet/alive/h2")).strip(), timeout=10)
+        cluster.stop_all()
+        try:
+            refused = h1.cnet("attach", "c", "ovd")
+            assert refused.returncode == 1 and "store unreachable" in refused.stderr, refused.stderr
+            assert h1.read("/var/lib/cnet/state.yaml") == state_before
+            assert "ovd" not in json.dumps(json.loads(ok(h1.cnet("inspect", "c", "--json")))["endpoints"])
+            assert pings(h1, "a", ip_b)  # the data path does not need the store
+        finally:
+            cluster.start_all()
+        ok(h1.cnet("attach", "c", "ovd"))
+        ip_c = address_of(h1, "c", "ovd")
+        # h2's agent outlived the store's outage: it learns of c by itself
+        assert eventually(lambda: pings(h2, "b", ip_c), timeout=15)
     finally:
-        cluster.start_all()
-    ok(h1.cnet("attach", "c", "ovd"))
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=10) == 0, agent.stderr.read()
     for h in (h1, h2, cluster.host(3)):
         ok(h.cnet("delete", "network", "ovd", "--force"))
 
@@ -202,3 +212,68 @@ def _no_leftover_sandboxes(cluster):
     for h in hosts(cluster):
         for name in ok(h.cnet("ls", "ns", "-q")).split():
             ok(h.cnet("delete", "ns", name))
+
+
+def test_a_failed_attach_leaves_no_record_and_gc_releases_strays(cluster):
+    make_overlay(cluster, "ovg", "10.68.0.0/24")
+    h1 = cluster.host(1)
+    ok(h1.cnet("create", "ns", "a"))
+    failed = h1.cnet("attach", "a", "ovg", env={"CNET_FAULT": "attach-addresses"})
+    assert failed.returncode == 1, failed.stderr
+    assert ok(cluster.etcdctl("get", "--prefix", "--keys-only", "/cnet/addrs/ovg/")).split() == []
+    # what an attach killed after its reservation leaves: a record of h1 no endpoint holds
+    stray = '{"host": "h1", "mac": "02:00:00:68:00:09", "sandbox": "ghost", "vtep": "10.77.0.11"}'
+    theirs = '{"host": "h2", "mac": "02:00:00:68:00:0a", "sandbox": "other", "vtep": "10.77.0.12"}'
+    ok(cluster.etcdctl("put", "/cnet/addrs/ovg/10.68.0.9", stray))
+    ok(cluster.etcdctl("put", "/cnet/addrs/ovg/10.68.0.10", theirs))
+    assert ("would remove: address record 10.68.0.9 of sandbox ghost on overlay ovg (not in the state)"
+            in ok(h1.cnet("gc", "--dry-run")).splitlines())
+    assert ok(cluster.etcdctl("get", "/cnet/addrs/ovg/10.68.0.9", "--print-value-only")).strip() == stray
+    ok(h1.cnet("gc"))
+    keys = ok(cluster.etcdctl("get", "--prefix", "--keys-only", "/cnet/addrs/ovg/")).split()
+    assert keys == ["/cnet/addrs/ovg/10.68.0.10"]  # another host's record is its own business
+    ok(cluster.etcdctl("del", "/cnet/addrs/ovg/10.68.0.10"))
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ovg"))
+
+
+def test_overlay_forget_releases_a_gone_hosts_addresses_only(cluster):
+    make_overlay(cluster, "ovf", "10.69.0.0/24")
+    h1, h2, _ = hosts(cluster)
+    ok(h2.cnet("create", "ns", "b", "--network", "ovf"))
+    gone = '{"host": "h9", "mac": "02:00:00:69:00:09", "sandbox": "old", "vtep": "10.77.0.19"}'
+    ok(cluster.etcdctl("put", "/cnet/addrs/ovf/10.69.0.9", gone))
+    ok(cluster.etcdctl("put", "/cnet/hosts/h9", '{"vtep": "10.77.0.19"}'))
+    assert h1.cnet("overlay", "forget", "h1").returncode == 4  # this host: detach instead
+    lease = ok(cluster.etcdctl("lease", "grant", "30")).split()[1]
+    ok(cluster.etcdctl("put", "/cnet/alive/h9", "{}", f"--lease={lease}"))
+    alive = h1.cnet("overlay", "forget", "h9")
+    assert alive.returncode == 4 and "alive" in alive.stderr
+    ok(cluster.etcdctl("lease", "revoke", lease))
+    assert ok(h1.cnet("overlay", "forget", "h9")).splitlines() == ["ovf 10.69.0.9"]
+    keys = ok(cluster.etcdctl("get", "--prefix", "--keys-only", "/cnet/addrs/ovf/")).split()
+    assert keys == [f"/cnet/addrs/ovf/{address_of(h2, 'b', 'ovf')}"]
+    assert ok(cluster.etcdctl("get", "/cnet/hosts/h9")).strip() == ""
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ovf", "--force"))
+
+
+def test_agent_restore_repairs_drift(cluster):
+    make_overlay(cluster, "ovx", "10.70.0.0/24")
+    h2 = cluster.host(2)
+    ok(h2.cnet("create", "ns", "b", "--network", "ovx", "--publish", "8081:80"))
+    agent = h2.popen([*CNET, "agent", "--restore"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert eventually(lambda: h2.cnet("check").returncode == 0, timeout=10)
+        h2.run(["nft", "flush", "ruleset"], check=True)  # a firewall reload
+        assert eventually(lambda: h2.cnet("check").returncode == 0, timeout=20)
+        server = serve(h2, "tcp", 80, ns="b")
+        try:
+            assert ask(cluster.underlay, "tcp", address(2), 8081) == SWITCH_ADDRESS
+        finally:
+            server.kill()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=10) == 0, agent.stderr.read()
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ovx", "--force"))

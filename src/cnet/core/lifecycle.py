@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import drivers
-from ..errors import CnetError
+from ..errors import CnetError, OperationFailed
 from ..model import State
 from . import routers
 from .base import CnetBase, Undo, firewall_needs
@@ -347,8 +347,10 @@ class LifecycleOps(CnetBase):
             extra = self._extra(state, locked=True)
             firewall_extra = [line for line in self._firewall_differences(state)
                               if "not in the state" in line or "extra" in line]
+            in_store = self._stray_store_records(state, dry_run)
             if dry_run:
-                return [f"would remove: {d.problem}" for d in extra] + [f"would remove: {x}" for x in firewall_extra]
+                return ([f"would remove: {d.problem}" for d in extra] + [f"would remove: {x}" for x in firewall_extra]
+                        + in_store)
             hostdev = drivers.get("hostdev")
             for d in extra:
                 if d.kind == "link":
@@ -372,7 +374,25 @@ class LifecycleOps(CnetBase):
                 name = self._firewall_backend(state)
                 self.warnings += firewall.sync(name, None, None, self._firewall_inputs(state).plan(), self.owner)
                 removed += [f"removed: {x}" for x in firewall_extra]
-        return removed
+        return removed + in_store
+
+    def _stray_store_records(self, state: State, dry_run: bool) -> list[str]:
+        """gc of the records this host holds in a store (an overlay's addresses)
+        that the state does not list: what a killed attach left there. A store
+        that cannot be reached is a warning: the kernel's part is still done."""
+        lines = []
+        for net in state.networks.values():
+            stray = getattr(drivers.get(net.driver), "stray_records", None)  # optional (drivers/base.py)
+            if stray is None:
+                continue
+            try:
+                for what, release in stray(net, state.endpoints_of_network(net.name)):
+                    if not dry_run:
+                        release()
+                    lines.append(f"{'would remove' if dry_run else 'removed'}: {what}")
+            except OperationFailed as e:
+                self.warnings.append(f"records of network {net.name} in its store not checked: {e}")
+        return lines
 
 
 class _NothingToDo(Exception):

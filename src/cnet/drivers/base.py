@@ -52,6 +52,9 @@ and addresses live in etcd, so that every host makes the same network):
         the addresses asked for); called before plan_endpoint.
     sync(net, kernel)                  make this host's view of the other
         hosts' endpoints what the store says (`cnet agent` calls it too).
+    stray_records(net, endpoints) -> list[(what, release)]
+        this host's records in the store that none of the state's endpoints
+        holds (`cnet gc` calls each release).
 
 For `cnet check` and `cnet restore` (core/lifecycle.py):
 

@@ -266,5 +266,16 @@ def repair_network(net: Network, kernel, undo) -> None:
     sync(net, kernel)
 
 
+def stray_records(net: Network, endpoints) -> list[tuple[str, object]]:
+    """(what, its release) for each address record of this host in the store
+    that none of these endpoints (the state's, on net) holds: what an attach
+    killed between its reservation and its state write left there."""
+    db, host = _db(net), net.options["host"]
+    held = {a.partition("/")[0] for ep in endpoints for a in ep.addresses}
+    return [(f"address record {ip} of sandbox {record.get('sandbox')} on overlay {net.name} (not in the state)",
+             lambda ip=ip: records.release(db, net.name, [ip], host))
+            for ip, record in records.records(db, net.name) if record.get("host") == host and ip not in held]
+
+
 survey_endpoint = bridge.survey_endpoint
 repair_endpoint = bridge.repair_endpoint
