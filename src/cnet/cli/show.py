@@ -151,6 +151,21 @@ def inspect(obj, name, kind, json_out):
         owner = "" if k["owned"] else "  NOT TAGGED AS CNET'S"
         click.echo(f"kernel:     {k['kind']} {k['ifname']} state {k['state']} mtu {k['mtu']}{owner}")
         click.echo(f"addresses:  {' '.join(k['addresses']) or '-'}")
+        if "vxlan" in k:  # an overlay: its VXLAN port and the hosts of its store
+            _show_overlay(k)
+
+
+def _show_overlay(k: dict) -> None:
+    v = k["vxlan"]
+    click.echo("vxlan:      MISSING" if v is None else
+               f"vxlan:      {v['name']} vni {v['vni']} local {v['local']} port {v['port']}")
+    hosts = k["hosts"]
+    if "error" in hosts:
+        click.echo(f"hosts:      unknown ({hosts['error']})")
+        return
+    for i, (name, h) in enumerate(sorted(hosts.items())):
+        state = "up" if h["alive"] else "down (no agent holds its lease)"
+        click.echo(f"{'hosts:' if i == 0 else '':<12}{name} {h['vtep']} {state}")
 
 
 def inspect_network_view(obj, name: str) -> dict:
