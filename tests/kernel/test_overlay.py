@@ -155,6 +155,10 @@ def test_store_partly_or_wholly_down(cluster):
             assert h1.read("/var/lib/cnet/state.yaml") == state_before
             assert "ovd" not in json.dumps(json.loads(ok(h1.cnet("inspect", "c", "--json")))["endpoints"])
             assert pings(h1, "a", ip_b)  # the data path does not need the store
+            made = h2.cnet("create", "overlay", "ovdown", "--subnet", "10.71.0.0/24")
+            assert made.returncode == 1 and "store unreachable" in made.stderr, made.stderr
+            assert "ovdown" not in h2.links() and not any(n.startswith("cnvx") and n != vxlan_device(h2, "ovd")
+                                                          for n in h2.links())
         finally:
             cluster.start_all()
         ok(h1.cnet("attach", "c", "ovd"))
