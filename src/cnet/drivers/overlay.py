@@ -66,7 +66,7 @@ def join(name: str, request: dict, config, kernel) -> dict:
     differences = [f"{what} {mine}, the store's {theirs}" for what, mine, theirs in (
         ("subnet", ", ".join(asked), ", ".join(recorded)), ("VNI", vni, record["vni"]),
         ("MTU", request.get("mtu"), record["mtu"]))
-        if mine and mine != (", ".join(recorded) if what == "subnet" else theirs)]
+        if mine and mine != theirs]
     if differences:
         raise Conflict(f"overlay {name} exists in the store with other settings ({'; '.join(differences)})")
     options["vni"] = record["vni"]
