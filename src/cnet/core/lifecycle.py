@@ -56,6 +56,7 @@ class LifecycleOps(CnetBase):
         from ..kernel.handles import Kernel
 
         state = self.read_state()
+        _can_look(deep)
         with Kernel(self.owner) as kernel:
             found = self._missing(state, kernel, deep) + self._extra(state)
             found += [Difference("firewall", "", line) for line in self._firewall_differences(state)]
@@ -393,6 +394,19 @@ class LifecycleOps(CnetBase):
             except OperationFailed as e:
                 self.warnings.append(f"records of network {net.name} in its store not checked: {e}")
         return lines
+
+
+def _can_look(deep: bool) -> None:
+    """check reads the firewall (CAP_NET_ADMIN) and with --deep enters every
+    sandbox (CAP_SYS_ADMIN); without them each read is refused, and a refusal
+    must not pass for an object that is missing, nor for one in sync."""
+    from ..kernel import privilege
+
+    needs = {"CAP_NET_ADMIN": "read the firewall", "CAP_SYS_ADMIN": "enter the sandboxes (--deep)"}
+    lacking = privilege.lacking(*(needs if deep else ["CAP_NET_ADMIN"]))
+    if lacking:
+        raise OperationFailed(f"cnet check cannot {' or '.join(needs[c] for c in lacking)} without"
+                              f" {' and '.join(lacking)}: nothing was compared (run it as root)")
 
 
 class _NothingToDo(Exception):
