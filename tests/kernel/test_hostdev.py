@@ -75,6 +75,10 @@ def test_attach_moves_the_link_in_and_detach_gives_it_back_as_it_was(lan):
     assert pings(host, "a", ROUTER) and pings(lan, None, "192.168.60.2")
     assert json.loads(ok(host.cnet("inspect", "hd", "--json")))["kernel"] == {"device": None}
     assert ok(host.cnet("check", "--deep")) == ""
+    assert ok(host.cnet("ls", "endpoints")).splitlines()[1].split() == [
+        "a", "hd", "eth0", "192.168.60.2/24", "lan0", "-", "ok"]  # HOST-LINK: the host's name for it
+    (listed,) = json.loads(ok(host.cnet("ls", "endpoints", "--json")))
+    assert listed["device"] == {"name": "lan0", "mtu": 1400, "mac": MAC, "up": True}
     ok(host.cnet("detach", "a", "hd"))
     assert as_it_is(host) == before and sandbox_links(host, "a") == ["lo"]
     assert "eth0" in lan.links()  # the peer never left
@@ -166,6 +170,9 @@ def test_gc_gives_back_a_link_whose_record_is_lost(lan):
     ok(host.cnet("create", "hostdev", "hd", "--parent", "lan0", *SUBNET))
     ok(host.cnet("create", "ns", "a", "--network", "hd"))
     host.run(["rm", "/var/lib/cnet/state.yaml"], check=True)  # a lost state file: the namespace holds the link
+    would = ok(host.cnet("gc", "--dry-run"))
+    assert "would remove: cnet's hold on link lan0, to be given back to the host from netns a\n" in would, would
+    assert "would remove: extra netns a" in would and "eth0" in host.run(["ip", "-n", "a", "link"]).stdout
     lines = ok(host.cnet("gc"))
     assert "given back to the host from netns a" in lines and "extra netns a" in lines, lines
     assert as_it_is(host) == before and "eth0" in lan.links()  # given back before its namespace went
@@ -174,7 +181,12 @@ def test_gc_gives_back_a_link_whose_record_is_lost(lan):
     ok(host.cnet("create", "ns", "a", "--network", "hd"))
     host.run(["ip", "-n", "a", "link", "set", "eth0", "netns", str(host.pid)], check=True)
     host.run(["rm", "/var/lib/cnet/state.yaml"], check=True)  # the link on the host under its sandbox name
-    assert "given back to the host as lan0" in ok(host.cnet("gc"))
+    would = ok(host.cnet("gc", "--dry-run"))
+    assert "would remove: cnet's hold on link eth0, to be given back to the host as lan0\n" in would, would
+    assert "extra link" not in would and "eth0" in host.links()
+    assert json.loads(ok(host.cnet("gc", "--dry-run", "--json")))["removed"][0] == \
+        "cnet's hold on link eth0, to be given back to the host as lan0"
+    assert "removed: cnet's hold on link eth0, given back to the host as lan0\n" in ok(host.cnet("gc"))
     assert as_it_is(host) == before and ok(host.cnet("gc")) == "nothing to remove\n"
 
 

@@ -349,21 +349,27 @@ class LifecycleOps(CnetBase):
             firewall_extra = [line for line in self._firewall_differences(state)
                               if "not in the state" in line or "extra" in line]
             in_store = self._stray_store_records(state, dry_run)
-            if dry_run:
-                return ([f"would remove: {d.problem}" for d in extra] + [f"would remove: {x}" for x in firewall_extra]
-                        + in_store)
             hostdev = drivers.get("hostdev")
+            # A link cnet moved (hostdev) is the host's, not cnet's to delete: gc gives it back, and says so.
+            held = "would remove: cnet's hold on link {}, to be given back to the host {}" if dry_run else \
+                "removed: cnet's hold on link {}, given back to the host {}"
             for d in extra:
+                link = sysfs.link(d.name) if d.kind == "link" else None
+                moved = None if link is None else self.owner.read_device_tag(link.alias)
+                if moved is not None:
+                    back = moved[2].name if dry_run else hostdev.give_back_orphan(kernel, d.name)
+                    removed.append(held.format(d.name, f"as {back}"))
+                    continue
+                if d.kind == "netns" and netns.exists(d.name):
+                    path = netns.path_of(d.name)
+                    names = hostdev.held_in(kernel, path) if dry_run else hostdev.give_back_all(kernel, path)
+                    removed += [held.format(name, f"from netns {d.name}") for name in names]
+                if dry_run:
+                    removed.append(f"would remove: {d.problem}")
+                    continue
                 if d.kind == "link":
-                    if (self.owner.read_tag(sysfs.link(d.name).alias) or ("",))[0] == "device":
-                        back = hostdev.give_back_orphan(kernel, d.name)  # the host's link, not cnet's to delete
-                        removed.append(f"removed: cnet's hold on link {d.name}, given back to the host as {back}")
-                        continue
                     kernel.netlink.delete_link(d.name)
                 elif d.kind == "netns":
-                    if netns.exists(d.name):
-                        removed += [f"removed: cnet's hold on link {name}, given back to the host from netns {d.name}"
-                                    for name in hostdev.give_back_all(kernel, netns.path_of(d.name))]
                     kernel.forget(netns.path_of(d.name))
                     netns.remove(d.name)
                     self.resolver.remove_sandbox(d.name)
@@ -371,6 +377,8 @@ class LifecycleOps(CnetBase):
                 else:  # a temporary file
                     os.unlink(d.name)
                 removed.append(f"removed: {d.problem}")
+            if dry_run:
+                return removed + [f"would remove: {x}" for x in firewall_extra] + in_store
             if firewall_extra:
                 name = self._firewall_backend(state)
                 self.warnings += firewall.sync(name, None, None, self._firewall_inputs(state).plan(), self.owner)

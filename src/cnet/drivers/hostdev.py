@@ -252,25 +252,33 @@ def give_back_orphan(kernel, name: str) -> str:
     return found[2].name
 
 
+def _held(inside, owner) -> list[tuple[str, HostDevice]]:
+    """(name in the namespace, the link as it was on the host) of each link cnet moved into inside's namespace."""
+    return [(name, found[2]) for name, alias in inside.aliases().items()
+            if (found := owner.read_device_tag(alias)) is not None]
+
+
+def held_in(kernel, sandbox_path: str) -> list[str]:
+    """gc --dry-run: the host names of the links give_back_all would give back."""
+    return [device.name for _, device in _held(kernel.inside(sandbox_path), kernel.owner)]
+
+
 def give_back_all(kernel, sandbox_path: str) -> list[str]:
     """gc, before a namespace it removes: the links cnet moved into it go back
     to the host as their tags say (a veth would be destroyed with it).
     Returns their names on the host."""
     inside, owner = kernel.inside(sandbox_path), kernel.owner
     given = []
-    for name, alias in inside.aliases().items():
-        found = owner.read_device_tag(alias)
-        if found is None:
-            continue
+    for name, device in _held(inside, owner):
         index = inside.link_index(name)
         unshape_endpoint(inside, name, index, owner.group)
         fd = os.open(HOST_NETNS, os.O_RDONLY)
         try:
-            inside.move_link(index, fd, found[2].name, "the host")
+            inside.move_link(index, fd, device.name, "the host")
         finally:
             os.close(fd)
-        give_back_orphan(kernel, found[2].name)
-        given.append(found[2].name)
+        give_back_orphan(kernel, device.name)
+        given.append(device.name)
     return given
 
 
