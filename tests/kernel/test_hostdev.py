@@ -150,6 +150,24 @@ def test_check_and_restore_after_the_link_was_moved_back_by_hand(lan):
     assert sandbox_link(host, "a")["address"] == MAC
 
 
+def test_check_says_when_the_link_of_an_unused_network_is_gone_from_the_host(lan):
+    host, lan = lan
+    ok(host.cnet("create", "hostdev", "hd", "--parent", "lan0", *SUBNET))
+    assert ok(host.cnet("check")) == ""
+    host.run(["ip", "link", "set", "lan0", "down", "name", "lan9"], check=True)  # as a NIC renamed or unplugged
+    r = host.cnet("check")
+    assert r.returncode == 5, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout.startswith("missing link lan0: no sandbox has it, and the host has no link of that name"), r.stdout
+    assert r.stdout.rstrip().endswith("(network hd)"), r.stdout
+    r = host.cnet("restore")  # nothing it can make: it says so
+    assert r.returncode == 1 and "missing link lan0" in r.stderr, r.stderr
+    ok(host.cnet("create", "ns", "a"))
+    r = host.cnet("attach", "a", "hd")
+    assert r.returncode == 3 and "link lan0 of hostdev network hd is not on the host" in r.stderr, r.stderr
+    host.run(["ip", "link", "set", "lan9", "name", "lan0", "up"], check=True)
+    assert ok(host.cnet("check")) == "" and ok(host.cnet("restore")).startswith("nothing to restore")
+
+
 def test_ip_netns_delete_destroys_a_veth_link_with_its_peer(lan):
     """What the kernel does: a namespace that goes takes its virtual links, a
     veth's peer in another namespace too; cnet can only say so."""

@@ -84,8 +84,13 @@ class LifecycleOps(CnetBase):
                                         f"sandbox {sb.name}"))
         addresses = _host_addresses(kernel) if deep else None  # None: no netlink, nor pyroute2's import
         for net in state.networks.values():
-            for problem in drivers.get(net.driver).survey_network(net, kernel, addresses):
+            driver = drivers.get(net.driver)
+            for problem in driver.survey_network(net, kernel, addresses):
                 found.append(Difference("network", net.name, problem, f"network {net.name}"))
+            unused = getattr(driver, "survey_unused", None)  # optional (drivers/base.py)
+            if unused is not None and not state.endpoints_of_network(net.name):
+                found += [Difference("network", net.name, problem, f"network {net.name}", fixable=False)
+                          for problem in unused(net, kernel)]
         for ep in state.endpoints:
             net = state.networks[ep.network]
             record = f"endpoint {ep.sandbox}/{ep.network}"

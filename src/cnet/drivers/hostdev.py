@@ -291,8 +291,21 @@ def links(net: Network, endpoints) -> set[str]:
 
 def survey_network(net: Network, kernel, host_addresses) -> list[str]:
     """Nothing of its own: the link is the endpoint's business (survey_endpoint)
-    while a sandbox has it, and the host's while none does."""
+    while a sandbox has it, and survey_unused's while none does."""
     return []
+
+
+def survey_unused(net: Network, kernel) -> list[str]:
+    """While no sandbox has it, the link is on the host under its own name
+    (read from sysfs, no netlink). One gone cnet cannot make again; one on the
+    host with cnet's tag on it is gc's to give back (an extra link)."""
+    from ..kernel import sysfs
+
+    parent = net.options["parent"]
+    if sysfs.exists(parent):
+        return []
+    return [f"missing link {parent}: no sandbox has it, and the host has no link of that name; cnet cannot make"
+            " one: bring it back, or delete the network"]
 
 
 def repair_network(net: Network, kernel, undo) -> None:
