@@ -89,7 +89,7 @@ demo: system-deps venv
 
 # Benchmarks print Markdown tables and write bench/results/; see bench/README.md.
 # peers.py and datapath.py install their peers (CNI plugins, netavark, iperf3) with apt-get.
-BENCHES := startup state_io kernel_access attach lifecycle datapath peers shaping apply
+BENCHES := startup state_io kernel_access attach lifecycle datapath peers shaping apply overlay
 
 # compileall: .pyc files as a wheel install has them (PYTHONDONTWRITEBYTECODE may be set)
 $(VENV)/.bench-deps: pyproject.toml | venv
