@@ -75,6 +75,10 @@ def test_attach_moves_the_link_in_and_detach_gives_it_back_as_it_was(lan):
     assert pings(host, "a", ROUTER) and pings(lan, None, "192.168.60.2")
     assert json.loads(ok(host.cnet("inspect", "hd", "--json")))["kernel"] == {"device": None}
     assert ok(host.cnet("check", "--deep")) == ""
+    assert ok(host.cnet("ls", "endpoints")).splitlines()[1].split() == [
+        "a", "hd", "eth0", "192.168.60.2/24", "lan0", "-", "ok"]  # HOST-LINK: the host's name for it
+    (listed,) = json.loads(ok(host.cnet("ls", "endpoints", "--json")))
+    assert listed["device"] == {"name": "lan0", "mtu": 1400, "mac": MAC, "up": True}
     ok(host.cnet("detach", "a", "hd"))
     assert as_it_is(host) == before and sandbox_links(host, "a") == ["lo"]
     assert "eth0" in lan.links()  # the peer never left
@@ -146,6 +150,24 @@ def test_check_and_restore_after_the_link_was_moved_back_by_hand(lan):
     assert sandbox_link(host, "a")["address"] == MAC
 
 
+def test_check_says_when_the_link_of_an_unused_network_is_gone_from_the_host(lan):
+    host, lan = lan
+    ok(host.cnet("create", "hostdev", "hd", "--parent", "lan0", *SUBNET))
+    assert ok(host.cnet("check")) == ""
+    host.run(["ip", "link", "set", "lan0", "down", "name", "lan9"], check=True)  # as a NIC renamed or unplugged
+    r = host.cnet("check")
+    assert r.returncode == 5, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout.startswith("missing link lan0: no sandbox has it, and the host has no link of that name"), r.stdout
+    assert r.stdout.rstrip().endswith("(network hd)"), r.stdout
+    r = host.cnet("restore")  # nothing it can make: it says so
+    assert r.returncode == 1 and "missing link lan0" in r.stderr, r.stderr
+    ok(host.cnet("create", "ns", "a"))
+    r = host.cnet("attach", "a", "hd")
+    assert r.returncode == 3 and "link lan0 of hostdev network hd is not on the host" in r.stderr, r.stderr
+    host.run(["ip", "link", "set", "lan9", "name", "lan0", "up"], check=True)
+    assert ok(host.cnet("check")) == "" and ok(host.cnet("restore")).startswith("nothing to restore")
+
+
 def test_ip_netns_delete_destroys_a_veth_link_with_its_peer(lan):
     """What the kernel does: a namespace that goes takes its virtual links, a
     veth's peer in another namespace too; cnet can only say so."""
@@ -166,6 +188,9 @@ def test_gc_gives_back_a_link_whose_record_is_lost(lan):
     ok(host.cnet("create", "hostdev", "hd", "--parent", "lan0", *SUBNET))
     ok(host.cnet("create", "ns", "a", "--network", "hd"))
     host.run(["rm", "/var/lib/cnet/state.yaml"], check=True)  # a lost state file: the namespace holds the link
+    would = ok(host.cnet("gc", "--dry-run"))
+    assert "would remove: cnet's hold on link lan0, to be given back to the host from netns a\n" in would, would
+    assert "would remove: extra netns a" in would and "eth0" in host.run(["ip", "-n", "a", "link"]).stdout
     lines = ok(host.cnet("gc"))
     assert "given back to the host from netns a" in lines and "extra netns a" in lines, lines
     assert as_it_is(host) == before and "eth0" in lan.links()  # given back before its namespace went
@@ -174,7 +199,12 @@ def test_gc_gives_back_a_link_whose_record_is_lost(lan):
     ok(host.cnet("create", "ns", "a", "--network", "hd"))
     host.run(["ip", "-n", "a", "link", "set", "eth0", "netns", str(host.pid)], check=True)
     host.run(["rm", "/var/lib/cnet/state.yaml"], check=True)  # the link on the host under its sandbox name
-    assert "given back to the host as lan0" in ok(host.cnet("gc"))
+    would = ok(host.cnet("gc", "--dry-run"))
+    assert "would remove: cnet's hold on link eth0, to be given back to the host as lan0\n" in would, would
+    assert "extra link" not in would and "eth0" in host.links()
+    assert json.loads(ok(host.cnet("gc", "--dry-run", "--json")))["removed"][0] == \
+        "cnet's hold on link eth0, to be given back to the host as lan0"
+    assert "removed: cnet's hold on link eth0, given back to the host as lan0\n" in ok(host.cnet("gc"))
     assert as_it_is(host) == before and ok(host.cnet("gc")) == "nothing to remove\n"
 
 

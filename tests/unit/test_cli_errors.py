@@ -387,7 +387,8 @@ def test_ls_other_lists(capsys, prepared):
     assert run(capsys, "--state", s, "ls", "ports") == (
         0, "SANDBOX  NETWORK  MAPPING               STATUS\nweb      mybr0    0.0.0.0:8080->80/tcp  missing\n", "")
     code, out, err = run(capsys, "--state", s, "ls", "endpoints", "--json")
-    assert json.loads(out) == [{**prepared_state().endpoints[0].to_dict(), "limits": None, "status": "missing"}]
+    assert json.loads(out) == [{**prepared_state().endpoints[0].to_dict(), "limits": None, "device": None,
+                                "status": "missing"}]
 
 
 def test_ls_on_a_missing_state_file(capsys, tmp_path, state_file):

@@ -179,3 +179,16 @@ def test_export_writes_a_hostdev_network_as_create_makes_it():
     wanted = topology.load(topology.dump(doc)).networks["hd"]
     assert wanted.driver == "hostdev" and wanted.request["options"] == {"parent": "eth1"}
     assert wanted.request["masquerade"] is False
+
+
+def test_an_unused_network_wants_its_link_on_the_host_by_name(monkeypatch, tmp_path):
+    """check, from /sys/class/net alone (a directory of the test's own here)."""
+    from cnet.kernel import sysfs
+
+    monkeypatch.setattr(sysfs, "SYS_CLASS_NET", str(tmp_path))
+    net = plan()
+    (problem,) = hostdev.survey_unused(net, kernel_with(missing=True))
+    assert problem.startswith("missing link eth1: no sandbox has it, and the host has no link of that name")
+    (tmp_path / "eth1").mkdir()
+    assert hostdev.survey_unused(net, kernel_with()) == []
+    assert hostdev.survey_network(net, kernel_with(), None) == []  # while a sandbox has it: survey_endpoint's

@@ -14,7 +14,7 @@ from cnet.cli import cli, main, views
 from cnet.core.explain import Explanation, Step
 from cnet.core.lifecycle import Difference
 from cnet.kernel import netns, sysfs
-from cnet.model import Endpoint, Limits, Network, PortMapping, Sandbox, State, Subnet
+from cnet.model import Endpoint, HostDevice, Limits, Network, PortMapping, Sandbox, State, Subnet
 from cnet.state import StateStore
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "cnet-output.schema.json").read_text())
@@ -82,6 +82,14 @@ def test_listings_validate():
 def test_a_listing_needs_its_status():
     with pytest.raises(jsonschema.ValidationError):
         validate("ls endpoints", [views.endpoint(PLAIN)])
+
+
+def test_a_hostdev_endpoint_carries_its_device_and_others_null():
+    moved = Endpoint("web", "hd", "eth0", "", "52:54:00:60:00:10", ("192.168.60.2/24",),
+                     device=HostDevice("lan0", 1400, "52:54:00:60:00:10", False, alias="uplink"))
+    assert views.endpoint(PLAIN)["device"] is None
+    assert views.endpoint(moved)["device"] == {"name": "lan0", "mtu": 1400, "mac": "52:54:00:60:00:10", "up": False}
+    validate("ls endpoints", [views.endpoint(moved, "ok"), views.endpoint(PLAIN, "ok")])
 
 
 def test_limits_are_null_or_all_four_keys():

@@ -13,7 +13,7 @@ import pytest
 
 from cnet.cli import main
 from cnet.kernel import netns, sysfs
-from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
+from cnet.model import Endpoint, HostDevice, Network, PortMapping, Sandbox, State, Subnet
 from cnet.state import StateStore
 
 
@@ -156,3 +156,21 @@ def test_status_is_the_last_json_field(capsys, state_file, half_gone):
     for what in ("networks", "ns", "endpoints", "ports"):
         for item in json.loads(ls(capsys, state_file, what, "--json")):
             assert list(item)[-1] == "status"
+
+
+def test_a_hostdev_endpoint_shows_the_host_link_it_moved(capsys, tmp_path, host):
+    """Its link is in the sandbox, no host side (host_ifname ""): HOST-LINK and
+    `device` name the host's link as it was (what detach gives it back as)."""
+    path = tmp_path / "hostdev.yaml"
+    StateStore(str(path)).save(State(
+        networks={"hd": Network("hd", "hostdev", [Subnet("192.168.60.0/24", "192.168.60.1")], 1500,
+                                masquerade=False, options={"parent": "lan0"})},
+        sandboxes={"a": Sandbox("a")},
+        endpoints=[Endpoint("a", "hd", "eth0", "", "52:54:00:60:00:10", ["192.168.60.2/24"],
+                            device=HostDevice("lan0", 1400, "52:54:00:60:00:10", True))]))
+    add_netns(host, "a")
+    assert ls(capsys, path, "endpoints").splitlines()[1].split() == [
+        "a", "hd", "eth0", "192.168.60.2/24", "lan0", "-", "ok"]
+    (item,) = json.loads(ls(capsys, path, "endpoints", "--json"))
+    assert (item["host_ifname"], item["device"]) == ("", {"name": "lan0", "mtu": 1400, "mac": "52:54:00:60:00:10",
+                                                           "up": True})

@@ -18,7 +18,7 @@ def check(obj, json_out, deep):
 
     Prints one line per difference, then the host's health warnings (on
     stderr). Exits 0 when the kernel holds what the state says, 5 when not
-    (`cnet check || cnet restore`).
+    (`cnet check || cnet restore`), 1 when it cannot look (run it as root).
 
     \b
     Examples:

@@ -52,7 +52,7 @@ def ls(obj, what, json_out, quiet):
     elif what == "endpoints":
         listing = obj.api.endpoint_listing()
         items = [views.endpoint(e, status) for e, status in listing]
-        rows = [[e.sandbox, e.network, e.ifname, ",".join(e.addresses), e.host_ifname, rates(e.limits), status]
+        rows = [[e.sandbox, e.network, e.ifname, ",".join(e.addresses), views.host_link(e), rates(e.limits), status]
                 for e, status in listing]
         headers = ["SANDBOX", "NETWORK", "IFNAME", "ADDRESSES", "HOST-LINK", "LIMITS", "STATUS"]
     elif what == "routers":
@@ -194,7 +194,7 @@ def _inspect_ns(obj, name, json_out):
     click.echo(f"created:    {view['created']}")
     for e in seen["endpoints"]:
         click.echo(f"endpoint:   {e.ifname} on {e.network}  {' '.join(e.addresses)}  "
-                   f"mac {e.mac}  host link {e.host_ifname}")
+                   f"mac {e.mac}  host link {views.host_link(e)}")
         if e.limits:
             click.echo(f"limits:     {e.ifname} {describe(e.limits)}")
     k = view["kernel"]

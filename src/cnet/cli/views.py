@@ -44,6 +44,19 @@ def limits(lim) -> dict | None:
     return {key: getattr(lim, key) for key in LIMIT_KEYS}
 
 
+def device(dev) -> dict | None:
+    """A hostdev endpoint's host link as it was on the host (what detach gives back); null for other drivers."""
+    if dev is None:
+        return None
+    return {"name": dev.name, "mtu": dev.mtu, "mac": dev.mac, "up": dev.up}
+
+
+def host_link(ep) -> str:
+    """The host's name for an endpoint's link, for the HOST-LINK column: the
+    host side its driver made, or the host link a hostdev endpoint moved in."""
+    return ep.host_ifname or (ep.device.name if ep.device is not None else "")
+
+
 def endpoint(ep, status: str | None = None) -> dict:
     return _with_status({
         "sandbox": ep.sandbox,
@@ -53,6 +66,7 @@ def endpoint(ep, status: str | None = None) -> dict:
         "mac": ep.mac,
         "addresses": list(ep.addresses),
         "limits": limits(ep.limits),
+        "device": device(ep.device),
     }, status)
 
 

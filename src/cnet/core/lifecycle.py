@@ -56,6 +56,7 @@ class LifecycleOps(CnetBase):
         from ..kernel.handles import Kernel
 
         state = self.read_state()
+        _can_look(deep)
         with Kernel(self.owner) as kernel:
             found = self._missing(state, kernel, deep) + self._extra(state)
             found += [Difference("firewall", "", line) for line in self._firewall_differences(state)]
@@ -83,8 +84,13 @@ class LifecycleOps(CnetBase):
                                         f"sandbox {sb.name}"))
         addresses = _host_addresses(kernel) if deep else None  # None: no netlink, nor pyroute2's import
         for net in state.networks.values():
-            for problem in drivers.get(net.driver).survey_network(net, kernel, addresses):
+            driver = drivers.get(net.driver)
+            for problem in driver.survey_network(net, kernel, addresses):
                 found.append(Difference("network", net.name, problem, f"network {net.name}"))
+            unused = getattr(driver, "survey_unused", None)  # optional (drivers/base.py)
+            if unused is not None and not state.endpoints_of_network(net.name):
+                found += [Difference("network", net.name, problem, f"network {net.name}", fixable=False)
+                          for problem in unused(net, kernel)]
         for ep in state.endpoints:
             net = state.networks[ep.network]
             record = f"endpoint {ep.sandbox}/{ep.network}"
@@ -348,21 +354,27 @@ class LifecycleOps(CnetBase):
             firewall_extra = [line for line in self._firewall_differences(state)
                               if "not in the state" in line or "extra" in line]
             in_store = self._stray_store_records(state, dry_run)
-            if dry_run:
-                return ([f"would remove: {d.problem}" for d in extra] + [f"would remove: {x}" for x in firewall_extra]
-                        + in_store)
             hostdev = drivers.get("hostdev")
+            # A link cnet moved (hostdev) is the host's, not cnet's to delete: gc gives it back, and says so.
+            held = "would remove: cnet's hold on link {}, to be given back to the host {}" if dry_run else \
+                "removed: cnet's hold on link {}, given back to the host {}"
             for d in extra:
+                link = sysfs.link(d.name) if d.kind == "link" else None
+                moved = None if link is None else self.owner.read_device_tag(link.alias)
+                if moved is not None:
+                    back = moved[2].name if dry_run else hostdev.give_back_orphan(kernel, d.name)
+                    removed.append(held.format(d.name, f"as {back}"))
+                    continue
+                if d.kind == "netns" and netns.exists(d.name):
+                    path = netns.path_of(d.name)
+                    names = hostdev.held_in(kernel, path) if dry_run else hostdev.give_back_all(kernel, path)
+                    removed += [held.format(name, f"from netns {d.name}") for name in names]
+                if dry_run:
+                    removed.append(f"would remove: {d.problem}")
+                    continue
                 if d.kind == "link":
-                    if (self.owner.read_tag(sysfs.link(d.name).alias) or ("",))[0] == "device":
-                        back = hostdev.give_back_orphan(kernel, d.name)  # the host's link, not cnet's to delete
-                        removed.append(f"removed: cnet's hold on link {d.name}, given back to the host as {back}")
-                        continue
                     kernel.netlink.delete_link(d.name)
                 elif d.kind == "netns":
-                    if netns.exists(d.name):
-                        removed += [f"removed: cnet's hold on link {name}, given back to the host from netns {d.name}"
-                                    for name in hostdev.give_back_all(kernel, netns.path_of(d.name))]
                     kernel.forget(netns.path_of(d.name))
                     netns.remove(d.name)
                     self.resolver.remove_sandbox(d.name)
@@ -370,6 +382,8 @@ class LifecycleOps(CnetBase):
                 else:  # a temporary file
                     os.unlink(d.name)
                 removed.append(f"removed: {d.problem}")
+            if dry_run:
+                return removed + [f"would remove: {x}" for x in firewall_extra] + in_store
             if firewall_extra:
                 name = self._firewall_backend(state)
                 self.warnings += firewall.sync(name, None, None, self._firewall_inputs(state).plan(), self.owner)
@@ -393,6 +407,19 @@ class LifecycleOps(CnetBase):
             except OperationFailed as e:
                 self.warnings.append(f"records of network {net.name} in its store not checked: {e}")
         return lines
+
+
+def _can_look(deep: bool) -> None:
+    """check reads the firewall (CAP_NET_ADMIN) and with --deep enters every
+    sandbox (CAP_SYS_ADMIN); without them each read is refused, and a refusal
+    must not pass for an object that is missing, nor for one in sync."""
+    from ..kernel import privilege
+
+    needs = {"CAP_NET_ADMIN": "read the firewall", "CAP_SYS_ADMIN": "enter the sandboxes (--deep)"}
+    lacking = privilege.lacking(*(needs if deep else ["CAP_NET_ADMIN"]))
+    if lacking:
+        raise OperationFailed(f"cnet check cannot {' or '.join(needs[c] for c in lacking)} without"
+                              f" {' and '.join(lacking)}: nothing was compared (run it as root)")
 
 
 class _NothingToDo(Exception):

@@ -66,6 +66,9 @@ For `cnet check` and `cnet restore` (core/lifecycle.py):
         host_addresses(name): the addresses on a host link (None: look
         without netlink, as `cnet check` does unless --deep).
     repair_network(net, kernel, undo)  make them what the state says.
+    survey_unused(net, kernel) -> list[str]
+        optional: what is wrong with a network no endpoint is on that restore
+        cannot repair, a phrase each (a hostdev network's link gone from the host).
     survey_endpoint(net, ep, kernel, inside) -> list[str]
         the same for one endpoint; inside: a netlink handle in the sandbox to
         look there too, or None for the host side only.

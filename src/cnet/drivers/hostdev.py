@@ -252,25 +252,33 @@ def give_back_orphan(kernel, name: str) -> str:
     return found[2].name
 
 
+def _held(inside, owner) -> list[tuple[str, HostDevice]]:
+    """(name in the namespace, the link as it was on the host) of each link cnet moved into inside's namespace."""
+    return [(name, found[2]) for name, alias in inside.aliases().items()
+            if (found := owner.read_device_tag(alias)) is not None]
+
+
+def held_in(kernel, sandbox_path: str) -> list[str]:
+    """gc --dry-run: the host names of the links give_back_all would give back."""
+    return [device.name for _, device in _held(kernel.inside(sandbox_path), kernel.owner)]
+
+
 def give_back_all(kernel, sandbox_path: str) -> list[str]:
     """gc, before a namespace it removes: the links cnet moved into it go back
     to the host as their tags say (a veth would be destroyed with it).
     Returns their names on the host."""
     inside, owner = kernel.inside(sandbox_path), kernel.owner
     given = []
-    for name, alias in inside.aliases().items():
-        found = owner.read_device_tag(alias)
-        if found is None:
-            continue
+    for name, device in _held(inside, owner):
         index = inside.link_index(name)
         unshape_endpoint(inside, name, index, owner.group)
         fd = os.open(HOST_NETNS, os.O_RDONLY)
         try:
-            inside.move_link(index, fd, found[2].name, "the host")
+            inside.move_link(index, fd, device.name, "the host")
         finally:
             os.close(fd)
-        give_back_orphan(kernel, found[2].name)
-        given.append(found[2].name)
+        give_back_orphan(kernel, device.name)
+        given.append(device.name)
     return given
 
 
@@ -283,8 +291,21 @@ def links(net: Network, endpoints) -> set[str]:
 
 def survey_network(net: Network, kernel, host_addresses) -> list[str]:
     """Nothing of its own: the link is the endpoint's business (survey_endpoint)
-    while a sandbox has it, and the host's while none does."""
+    while a sandbox has it, and survey_unused's while none does."""
     return []
+
+
+def survey_unused(net: Network, kernel) -> list[str]:
+    """While no sandbox has it, the link is on the host under its own name
+    (read from sysfs, no netlink). One gone cnet cannot make again; one on the
+    host with cnet's tag on it is gc's to give back (an extra link)."""
+    from ..kernel import sysfs
+
+    parent = net.options["parent"]
+    if sysfs.exists(parent):
+        return []
+    return [f"missing link {parent}: no sandbox has it, and the host has no link of that name; cnet cannot make"
+            " one: bring it back, or delete the network"]
 
 
 def repair_network(net: Network, kernel, undo) -> None:

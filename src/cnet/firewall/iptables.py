@@ -15,6 +15,7 @@ import subprocess
 
 from .. import verbose
 from ..errors import OperationFailed
+from ..kernel.privilege import refused
 from .plan import FirewallPlan
 
 # (table, built-in chain, cnet chain, where the jump goes); chains named without
@@ -178,6 +179,8 @@ class IptablesBackend:
             have = {}
             for table in CHAINS:
                 listed = _run([save, "-t", table])
+                if listed.returncode != 0 and refused(listed.stderr):
+                    _check(listed, f"cannot read cnet's {tool} rules (table {table})")
                 have.update(_rules_by_chain(listed.stdout if listed.returncode == 0 else "", P))
             wanted = {} if plan.empty else _rules_by_chain(render(plan, family, P), P)
             if not plan.empty:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .. import verbose
 from ..errors import OperationFailed
+from ..kernel.privilege import refused
 from .plan import Dnat, FirewallPlan
 
 TABLE = "inet cnet"  # the default state file's; another's carries its id (owner.py)
@@ -269,6 +270,8 @@ class NftablesBackend:
     def differences(self, plan: FirewallPlan) -> list[str]:
         """How the kernel's table differs from what `plan` makes, a line each."""
         errors, output = _run(f"list table {self.table}", json_output=True)
+        if errors and refused(errors):
+            raise OperationFailed(f"cannot read firewall table {self.table}: {errors.strip().splitlines()[0]}")
         if errors:
             return [] if plan.empty else [f"missing firewall table {self.table}"]
         if plan.empty:
