@@ -257,3 +257,40 @@ def test_quorum_lost_calls_are_store_unreachable(cluster, all_members_up):
     all_unreachable(refusals)
     assert all(f"{address(survivor)}:2379: etcdserver" in said or "deadline exceeded" in said
                for said in refusals.values()), refusals
+
+
+def test_a_long_lived_client_of_one_member_goes_on_after_it_restarts(cluster, all_members_up):
+    """As the agent holds its client: the connection it kept is closed by the
+    member's restart, which is no reason to call the store unreachable."""
+    member = next(n for n in MEMBERS if n != cluster.leader())
+    script = PRELUDE + textwrap.dedent("""
+        for line in sys.stdin:  # one get per line read
+            try:
+                db.get("/t/long-lived")
+                out("ok")
+            except StoreUnreachable as e:
+                out(str(e))
+            sys.stdout.flush()
+    """)
+    proc = cluster.host(1).popen([sys.executable, "-c", script, url_of([member])],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def get() -> str:
+        proc.stdin.write("get\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())
+
+    try:
+        assert get() == "ok"
+        cluster.kill_member(member)  # no call while it is down: the client has not noticed
+        cluster.start_member(member)
+        cluster.wait_healthy()
+        assert get() == "ok"
+        cluster.kill_member(member)
+        assert get().startswith("store unreachable")
+        cluster.start_member(member)
+        cluster.wait_healthy()
+        assert get() == "ok"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)

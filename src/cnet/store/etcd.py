@@ -8,9 +8,10 @@ overlay attach may take in all (measured here, Python 3.11, warm caches:
 pyetcd` (etcd-sdk-python, gRPC) 115-120 ms; this module with http.client
 about 8 ms). docs/design-notes.md has the figures.
 
-The members are tried in order; one that cannot be reached (refused,
-timed out) is skipped for the next. None answering is StoreUnreachable,
-and so is an error that says the cluster has no quorum.
+The members are tried in order (a watch's too); one that cannot be reached
+(refused, timed out) or says it has no quorum is moved to the back. None
+answering is StoreUnreachable. tests/kernel/test_store_etcd.py holds it to
+a three-member cluster with members down.
 """
 
 from __future__ import annotations
@@ -109,17 +110,13 @@ class Etcd:
         errors = []
         for _ in range(len(self.endpoints)):
             try:
-                if self._conn is None:
-                    self._conn = http.client.HTTPConnection(*self.endpoints[0], timeout=self.timeout)
-                self._conn.request("POST", f"/v3/{path}", json.dumps(body), {"Content-Type": "application/json"})
-                response = self._conn.getresponse()
-                answer = json.loads(response.read() or b"{}")
+                status, answer = self._post(path, body)
             except (OSError, http.client.HTTPException, ValueError) as e:
                 errors.append(f"{self._member()}: {_reason(e)}")
                 self._next_member()
                 continue
-            if response.status != 200:
-                code, message = _error(answer, response.status)
+            if status != 200:
+                code, message = _error(answer, status)
                 if code in NO_QUORUM_CODES or any(text in message for text in NO_QUORUM_TEXTS):
                     errors.append(f"{self._member()}: {message}")
                     self._next_member()
@@ -127,6 +124,24 @@ class Etcd:
                 raise StoreUnreachable(f"store {self.url} refused a request: {message}")
             return answer
         raise StoreUnreachable(f"store unreachable: {self.url} ({'; '.join(errors)})")
+
+    def _post(self, path: str, body: dict) -> tuple[int, dict]:
+        """(HTTP status, answer) from the first member listed. A kept
+        connection that the member has closed since (it restarted) is made
+        anew, once: that member may be up all the same."""
+        kept = self._conn is not None
+        while True:
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(*self.endpoints[0], timeout=self.timeout)
+            try:
+                self._conn.request("POST", f"/v3/{path}", json.dumps(body), {"Content-Type": "application/json"})
+                response = self._conn.getresponse()
+                return response.status, json.loads(response.read() or b"{}")
+            except ConnectionError:  # reset, broken pipe, closed before answering
+                self.close()
+                if not kept:
+                    raise
+                kept = False
 
     def _open_stream(self, path: str, body: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """A connection of its own and the response to POST /v3/PATH, from
