@@ -9,12 +9,16 @@ quorum is StoreUnreachable (exit 1, "store unreachable: ...").
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 
 from ..errors import InvalidInput, OperationFailed
 
 STORE_ENV = "CNET_STORE"
 DEFAULT_PORT = 2379
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")  # a name or an IPv4 address
+PORT = re.compile(r"[0-9]{1,5}")
 
 
 class StoreUnreachable(OperationFailed):
@@ -26,22 +30,32 @@ def parse_url(url: str) -> list[tuple[str, int]]:
     scheme, sep, rest = (url or "").partition("://")
     if not sep or scheme != "etcd" or not rest.strip("/"):
         raise InvalidInput(f"store {url!r} is not an etcd://HOST[:PORT][,HOST[:PORT]...] URL")
-    endpoints = []
-    for part in rest.strip("/").split(","):
-        host, port = part, DEFAULT_PORT
-        if part.startswith("["):  # [IPv6]:port
-            host, _, tail = part[1:].partition("]")
-            port = tail[1:] if tail.startswith(":") else DEFAULT_PORT
-        elif part.count(":") == 1:
-            host, port = part.split(":")
-        try:
-            port = int(port)
-        except ValueError:
-            port = -1
-        if not host or not 0 < port < 65536:
-            raise InvalidInput(f"store {url!r}: {part!r} is not HOST[:PORT]")
-        endpoints.append((host, port))
-    return endpoints
+    return [_endpoint(url, part.strip()) for part in rest.rstrip("/").split(",")]
+
+
+def _endpoint(url: str, part: str) -> tuple[str, int]:
+    """HOST, HOST:PORT, [IPv6] or [IPv6]:PORT as (host, port)."""
+    if part.startswith("["):
+        host, bracket, tail = part[1:].partition("]")
+        good_host = bool(bracket) and _is_ipv6(host) and (not tail or tail.startswith(":"))
+        port = tail[1:] if tail else str(DEFAULT_PORT)
+    elif part.count(":") > 1:
+        raise InvalidInput(f"store {url!r}: write an IPv6 HOST as [ADDRESS] or [ADDRESS]:PORT, not {part!r}")
+    else:
+        host, colon, port = part.partition(":")
+        good_host = bool(HOSTNAME.fullmatch(host))
+        port = port if colon else str(DEFAULT_PORT)
+    if not good_host or not PORT.fullmatch(port) or not 0 < int(port) < 65536:
+        raise InvalidInput(f"store {url!r}: {part!r} is not HOST[:PORT]")
+    return host, int(port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def store_url(given: str | None, config_store: str | None) -> str:

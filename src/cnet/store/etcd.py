@@ -8,9 +8,10 @@ overlay attach may take in all (measured here, Python 3.11, warm caches:
 pyetcd` (etcd-sdk-python, gRPC) 115-120 ms; this module with http.client
 about 8 ms). docs/design-notes.md has the figures.
 
-The members are tried in order; one that cannot be reached (refused,
-timed out) is skipped for the next. None answering is StoreUnreachable,
-and so is an error that says the cluster has no quorum.
+The members are tried in order (a watch's too); one that cannot be reached
+(refused, timed out) or says it has no quorum is moved to the back. None
+answering is StoreUnreachable. tests/kernel/test_store_etcd.py holds it to
+a three-member cluster with members down.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ import socket
 from . import StoreUnreachable
 
 TIMEOUT = 2.5  # seconds per member and request: etcd answers in ms, a lost quorum never
+# What a member says when it cannot reach a quorum: the next member may. gRPC
+# DEADLINE_EXCEEDED and UNAVAILABLE; texts seen here (etcd 3.4): "etcdserver:
+# request timed out" (14), "context deadline exceeded" (2, UNKNOWN), "etcdserver:
+# no leader" (14); "leader changed" comes during an election.
+NO_QUORUM_CODES = (4, 14)
+NO_QUORUM_TEXTS = ("deadline exceeded", "request timed out", "no leader", "leader changed")
 
 
 def _b64(data: str | bytes) -> str:
@@ -103,28 +110,61 @@ class Etcd:
         errors = []
         for _ in range(len(self.endpoints)):
             try:
-                if self._conn is None:
-                    host, port = self.endpoints[0]
-                    self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-                self._conn.request("POST", f"/v3/{path}", json.dumps(body), {"Content-Type": "application/json"})
-                response = self._conn.getresponse()
-                answer = json.loads(response.read() or b"{}")
+                status, answer = self._post(path, body)
             except (OSError, http.client.HTTPException, ValueError) as e:
-                errors.append(f"{self.endpoints[0][0]}:{self.endpoints[0][1]}: {_reason(e)}")
-                self.close()
-                self.endpoints.append(self.endpoints.pop(0))  # the next member first from now on
+                errors.append(f"{self._member()}: {_reason(e)}")
+                self._next_member()
                 continue
-            if response.status != 200:
-                message = answer.get("message") or answer.get("error") or f"HTTP {response.status}"
-                if answer.get("code") in (4, 14) or "deadline" in message or "leader" in message:
-                    # DEADLINE_EXCEEDED, UNAVAILABLE: this member has no quorum
-                    errors.append(f"{self.endpoints[0][0]}:{self.endpoints[0][1]}: {message}")
-                    self.close()
-                    self.endpoints.append(self.endpoints.pop(0))
+            if status != 200:
+                code, message = _error(answer, status)
+                if code in NO_QUORUM_CODES or any(text in message for text in NO_QUORUM_TEXTS):
+                    errors.append(f"{self._member()}: {message}")
+                    self._next_member()
                     continue
                 raise StoreUnreachable(f"store {self.url} refused a request: {message}")
             return answer
         raise StoreUnreachable(f"store unreachable: {self.url} ({'; '.join(errors)})")
+
+    def _post(self, path: str, body: dict) -> tuple[int, dict]:
+        """(HTTP status, answer) from the first member listed. A kept
+        connection that the member has closed since (it restarted) is made
+        anew, once: that member may be up all the same."""
+        kept = self._conn is not None
+        while True:
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(*self.endpoints[0], timeout=self.timeout)
+            try:
+                self._conn.request("POST", f"/v3/{path}", json.dumps(body), {"Content-Type": "application/json"})
+                response = self._conn.getresponse()
+                return response.status, json.loads(response.read() or b"{}")
+            except ConnectionError:  # reset, broken pipe, closed before answering
+                self.close()
+                if not kept:
+                    raise
+                kept = False
+
+    def _open_stream(self, path: str, body: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """A connection of its own and the response to POST /v3/PATH, from
+        the first member that takes the request."""
+        errors = []
+        for _ in range(len(self.endpoints)):
+            conn = http.client.HTTPConnection(*self.endpoints[0], timeout=self.timeout)
+            try:
+                conn.request("POST", f"/v3/{path}", json.dumps(body), {"Content-Type": "application/json"})
+                return conn, conn.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                errors.append(f"{self._member()}: {_reason(e)}")
+                self._next_member()
+        raise StoreUnreachable(f"store unreachable: {self.url} ({'; '.join(errors)})")
+
+    def _member(self) -> str:
+        return "%s:%d" % self.endpoints[0]
+
+    def _next_member(self) -> None:
+        """Try the next member first from now on (this one is down or cut off)."""
+        self.close()
+        self.endpoints.append(self.endpoints.pop(0))
 
     def get(self, key: str) -> KV | None:
         kvs = self.call("kv/range", {"key": _b64(key)}).get("kvs", [])
@@ -164,28 +204,40 @@ class Etcd:
     def watch(self, prefix: str, start_revision: int):
         """Yield (event type "PUT" or "DELETE", KV) for every change under prefix
         from start_revision on, as they happen; returns when the stream ends,
-        raises StoreUnreachable when it breaks. Its own connection, so the
-        client's other requests go on beside it."""
-        host, port = self.endpoints[0]
-        conn = http.client.HTTPConnection(host, port, timeout=None)
+        raises StoreUnreachable when no member takes it or it breaks. Its own
+        connection, so the client's other requests go on beside it."""
         body = {"create_request": {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix)),
                                    "start_revision": str(start_revision)}}
+        conn, response = self._open_stream("watch", body)
+        member = self._member()
         try:
-            conn.request("POST", "/v3/watch", json.dumps(body), {"Content-Type": "application/json"})
-            response = conn.getresponse()
             if response.status != 200:
                 raise StoreUnreachable(f"store {self.url}: watch refused (HTTP {response.status})")
+            conn.sock.settimeout(None)  # a quiet stream is not a dead one
             while line := response.readline():
-                result = json.loads(line).get("result", {})
+                answer = json.loads(line)
+                if "error" in answer:
+                    raise StoreUnreachable(f"store {self.url}: watch ended: {_error(answer, 200)[1]}")
+                result = answer.get("result", {})
                 if result.get("canceled"):
                     reason = result.get("cancel_reason") or "canceled"
                     raise StoreUnreachable(f"store {self.url}: watch ended: {reason}")
                 for event in result.get("events", ()):
                     yield event.get("type", "PUT"), KV(event["kv"])
         except (OSError, http.client.HTTPException, ValueError) as e:
-            raise StoreUnreachable(f"store unreachable: {host}:{port}: {_reason(e)}") from None
+            raise StoreUnreachable(f"store unreachable: {member}: {_reason(e)}") from None
         finally:
             conn.close()
+
+
+def _error(answer: dict, status: int) -> tuple[int | None, str]:
+    """The gRPC code and message of an error answer. Unary calls give
+    {"code", "message"}; streaming ones (lease/keepalive, watch) give
+    {"error": {"grpc_code", "message"}}."""
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return error.get("grpc_code"), str(error.get("message") or f"HTTP {status}")
+    return answer.get("code"), str(answer.get("message") or error or f"HTTP {status}")
 
 
 def _reason(e: Exception) -> str:
