@@ -212,6 +212,42 @@ def test_restore_after_the_kernel_state_is_wiped(cluster):
         ok(h.cnet("delete", "network", "ovr", "--force"))
 
 
+def test_entries_edited_by_hand_are_found_and_a_lost_sync_record_costs_nothing(cluster):
+    """A sync diffs the store against what the last one installed, kept
+    beside the state file: `check --deep` compares that with the kernel,
+    restore mends it, and without the record the next sync reads the kernel."""
+    make_overlay(cluster, "ove", "10.71.0.0/24")
+    h1, h2, _ = hosts(cluster)
+    ok(h2.cnet("create", "ns", "b", "--network", "ove"))
+    ok(h2.cnet("create", "ns", "c", "--network", "ove"))
+    ok(h1.cnet("create", "ns", "a", "--network", "ove"))  # the attach syncs h1: h2's two endpoints
+    device = vxlan_device(h1, "ove")
+    entries = fdb(h1, device)
+    assert len(entries) == 2
+    mac, vtep = sorted(entries)[0]
+    h1.run(["bridge", "fdb", "del", mac, "dev", device, "dst", vtep], check=True)
+    h1.run(["ip", "neigh", "add", "10.71.0.200", "lladdr", "02:00:00:71:00:c8", "dev", device, "nud", "permanent"],
+           check=True)
+    deep = h1.cnet("check", "--deep")
+    assert deep.returncode == 5
+    assert f"FDB entries of {device} differ from its last sync with the store (1 missing, 0 extra)" in deep.stdout
+    assert f"neighbour entries of {device} differ from its last sync with the store (0 missing, 1 extra)" in deep.stdout
+    ok(h1.cnet("restore"))
+    assert fdb(h1, device) == entries
+    assert "10.71.0.200" not in h1.run(["ip", "neigh", "show", "dev", device], check=True).stdout
+    assert h1.cnet("check", "--deep").returncode == 0
+    # the record lost: the next sync (here a detach's on h2, then any overlay command on h1) reads the kernel
+    h1.run(["rm", "/var/lib/cnet/state.yaml.overlay/ove.json"], check=True)
+    ip_b = address_of(h2, "b", "ove")
+    ok(h2.cnet("detach", "c", "ove"))
+    ok(h1.cnet("create", "overlay", "ove", "--exist-ok"))
+    assert len(fdb(h1, device)) == 1
+    assert pings(h1, "a", ip_b)
+    for h in hosts(cluster):
+        ok(h.cnet("delete", "network", "ove", "--force"))
+    assert h1.run(["ls", "/var/lib/cnet/state.yaml.overlay"]).stdout.split() == []
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_sandboxes(cluster):
     """Each test starts with no sandboxes on any host (one that failed halfway leaves its own)."""

@@ -11,7 +11,7 @@ CHECK_DIFFERS = 5  # pinned: scripts run `cnet check || cnet restore`
 
 @click.command("check")
 @json_option
-@click.option("--deep", is_flag=True, help="Look inside every sandbox too (its links, MACs and addresses).")
+@click.option("--deep", is_flag=True, help="Look inside every sandbox too (its links, MACs and addresses), and at the entries of overlays.")
 @click.pass_obj
 def check(obj, json_out, deep):
     """Compare the kernel with the state; change nothing.

@@ -102,7 +102,10 @@ class Agent:
                 self._unreachable(e)
 
     def _sync(self, networks: set[str] | None) -> None:
-        changed, failed = self.api.sync_overlays(networks)
+        """Sync those networks; None: all, against the kernel's own tables
+        (at the start, and after a break in the watch: whatever happened
+        meanwhile, a hand edit included, is found)."""
+        changed, failed = self.api.sync_overlays(networks, full=networks is None)
         for name, count in sorted(changed.items()):
             if count:
                 log(f"synced {name}: {count} entries changed")

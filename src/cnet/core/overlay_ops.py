@@ -23,9 +23,10 @@ class OverlayOps(CnetBase):
         """This host's name among an overlay's hosts: the config's `host:`, else the host name."""
         return self.config.host or socket.gethostname()
 
-    def sync_overlays(self, names=None) -> tuple[dict[str, int], dict[str, str]]:
+    def sync_overlays(self, names=None, full: bool = False) -> tuple[dict[str, int], dict[str, str]]:
         """Bring this host's view of the other hosts' endpoints up to the
-        store, for the shared networks named (None: all of them). Returns
+        store, for the shared networks named (None: all of them); full: diff
+        against the kernel's tables, not what the last sync installed. Returns
         ({network: entries changed}, {network: why it could not be synced})."""
         changed, failed = {}, {}
         with self._change() as c:
@@ -34,7 +35,7 @@ class OverlayOps(CnetBase):
                 if names is not None and net.name not in names:
                     continue
                 try:
-                    changed[net.name] = drivers.get(net.driver).sync(net, c.kernel)
+                    changed[net.name] = drivers.get(net.driver).sync(net, c.kernel, full)
                 except CnetError as e:
                     failed[net.name] = str(e)
         return changed, failed

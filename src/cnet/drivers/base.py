@@ -50,8 +50,9 @@ and addresses live in etcd, so that every host makes the same network):
     reserve(net, ep, pinned, undo) -> Endpoint
         ep with addresses unique across hosts, recorded in the store (pinned:
         the addresses asked for); called before plan_endpoint.
-    sync(net, kernel)                  make this host's view of the other
-        hosts' endpoints what the store says (`cnet agent` calls it too).
+    sync(net, kernel, full=False)      make this host's view of the other
+        hosts' endpoints what the store says (`cnet agent` calls it too);
+        full: look at the kernel's view, not the driver's record of it.
     stray_records(net, endpoints) -> list[(what, release)]
         this host's records in the store that none of the state's endpoints
         holds (`cnet gc` calls each release).

@@ -28,6 +28,7 @@ from ..kernel import vxlan
 from ..model import Endpoint, Network
 from ..store import store_url
 from . import bridge
+from . import overlay_entries as installed
 from . import overlay_store as records
 from .base import FirewallNeeds
 
@@ -153,6 +154,7 @@ def delete(net: Network, kernel) -> bool:
     view = nl.link_view(vxlan_name(net))
     if view is not None and kernel.owner.owns_link(view["alias"], view["group"]):
         nl.delete_link(vxlan_name(net))
+    installed.forget(kernel.owner.state_path, net.name)
     return bridge.delete(net, kernel)
 
 
@@ -170,22 +172,21 @@ def inspect(net: Network, kernel) -> dict | None:
     return view
 
 
-def sync(net: Network, kernel) -> int:
+def sync(net: Network, kernel, full: bool = False) -> int:
     """Make this host's FDB and neighbour entries those of the store's
-    endpoints on other hosts: missing ones added, stale ones deleted.
+    endpoints on other hosts: missing ones added, stale ones deleted. What
+    is there is what the last sync installed (overlay_entries.py), or, when
+    that is unknown or `full`, what a dump of the kernel's tables shows.
     Returns how many entries it changed."""
-    nl = kernel.netlink
+    nl, state_path = kernel.netlink, kernel.owner.state_path
     index = nl.link_index(vxlan_name(net))
     if index is None:
         raise OperationFailed(f"the VXLAN device {vxlan_name(net)} of overlay {net.name} is missing"
                               " (`cnet restore` makes it again)")
-    me = net.options["host"]
-    wanted_remotes, wanted_neighbours = set(), set()
-    for ip, record in records.records(_db(net), net.name):
-        if record.get("host") != me:
-            wanted_remotes.add((record["mac"], record["vtep"]))
-            wanted_neighbours.add((ip, record["mac"]))
-    have_remotes, have_neighbours = vxlan.remotes(nl, index), vxlan.neighbours(nl, index)
+    wanted_remotes, wanted_neighbours = _wanted(net)
+    have = None if full else installed.read(state_path, net.name, index)
+    have_remotes, have_neighbours = have or (vxlan.remotes(nl, index), vxlan.neighbours(nl, index))
+    installed.forget(state_path, net.name)  # until the kernel is what the file will say
     for mac, vtep in have_remotes - wanted_remotes:
         vxlan.delete_remote(nl, index, mac, vtep)
     for ip, mac in have_neighbours - wanted_neighbours:
@@ -194,7 +195,19 @@ def sync(net: Network, kernel) -> int:
         vxlan.add_remote(nl, index, mac, vtep)
     for ip, mac in wanted_neighbours - have_neighbours:
         vxlan.add_neighbour(nl, index, ip, mac)
+    installed.write(state_path, net.name, index, (wanted_remotes, wanted_neighbours))
     return len(have_remotes ^ wanted_remotes) + len(have_neighbours ^ wanted_neighbours)
+
+
+def _wanted(net: Network) -> installed.Entries:
+    """(MAC, VTEP) and (IP, MAC) of every endpoint of the other hosts, as the store has them."""
+    me = net.options["host"]
+    remotes, neighbours = set(), set()
+    for ip, record in records.records(_db(net), net.name):
+        if record.get("host") != me:
+            remotes.add((record["mac"], record["vtep"]))
+            neighbours.add((ip, record["mac"]))
+    return remotes, neighbours
 
 
 # -- endpoints ------------------------------------------------------------------
@@ -246,6 +259,27 @@ def survey_network(net: Network, kernel, host_addresses) -> list[str]:
         problems.append(f"link {name} is not a port of bridge {net.name}")
     if not link.up:
         problems.append(f"link {name} is down")
+    if host_addresses is not None:  # a deep look: netlink is at hand
+        problems += _entry_drift(net, kernel)
+    return problems
+
+
+def _entry_drift(net: Network, kernel) -> list[str]:
+    """The FDB and neighbour entries that differ from what the last sync
+    installed (by hand, say); nothing to say when no sync left its record
+    for this device."""
+    nl = kernel.netlink
+    index = nl.link_index(vxlan_name(net))
+    have = None if index is None else installed.read(kernel.owner.state_path, net.name, index)
+    if have is None:
+        return []
+    kernel_view = (vxlan.remotes(nl, index), vxlan.neighbours(nl, index))
+    problems = []
+    for what, synced, found in zip(("FDB", "neighbour"), have, kernel_view):
+        missing, stray = len(synced - found), len(found - synced)
+        if missing or stray:
+            problems.append(f"{what} entries of {vxlan_name(net)} differ from its last sync with the store"
+                            f" ({missing} missing, {stray} extra)")
     return problems
 
 
@@ -259,11 +293,11 @@ def repair_network(net: Network, kernel, undo) -> None:
         if not kernel.owner.owns_link(view["alias"], view["group"]):
             raise Conflict(f"a link named {name} that is not cnet's is on the host: cnet leaves it alone")
         if view["alias"] and view["master"] == nl.link_index(net.name) and view["up"]:
-            sync(net, kernel)
+            sync(net, kernel, full=True)
             return
         nl.delete_link(name)
     _add_vxlan(net, nl, kernel.owner, undo)
-    sync(net, kernel)
+    sync(net, kernel, full=True)
 
 
 def stray_records(net: Network, endpoints) -> list[tuple[str, object]]:
