@@ -94,3 +94,21 @@ def test_the_cli_refuses_a_bad_store_with_exit_2_and_one_line(monkeypatch, tmp_p
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("cnet: error: store 'http://10.0.0.1:2379'"), err
+
+
+def test_a_bad_store_is_refused_even_when_the_state_has_an_overlay_on_a_good_one(monkeypatch, tmp_path, capsys):
+    """The store of this host's overlays stands in only when nothing names one."""
+    from cnet.model import Network, State, Subnet
+    from cnet.state import StateStore
+
+    config = tmp_path / "config.yaml"
+    config.write_text("")
+    monkeypatch.setenv("CNET_CONFIG", str(config))
+    monkeypatch.setenv("CNET_STATE", str(tmp_path / "state.yaml"))
+    overlay = Network("ov0", "overlay", [Subnet("10.60.0.0/16", "10.60.0.1")], 1450,
+                      options={"vni": 4096, "store": "etcd://10.0.0.1:2379", "host": "h1", "vtep": "10.0.0.11"})
+    StateStore(str(tmp_path / "state.yaml")).save(State(networks={"ov0": overlay}))
+    with pytest.raises(SystemExit) as info:
+        main(["overlay", "forget", "h2", "--store", "etcd://h1:99999"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith("cnet: error: store 'etcd://h1:99999'")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 
 from .. import drivers
-from ..errors import CnetError, InvalidInput
+from ..errors import CnetError
 from ..model import State
 from .base import CnetBase
 
@@ -42,15 +42,16 @@ class OverlayOps(CnetBase):
 
     def store_of_overlays(self, given: str | None = None) -> str:
         """The store the agent and `overlay forget` use: --store, $CNET_STORE
-        or the config's, else the one this host's overlays are on."""
-        from ..store import store_url
+        or the config's, else the one this host's overlays are on. A
+        malformed one named is an error, never passed over."""
+        import os
 
-        try:
-            return store_url(given, self.config.store)
-        except InvalidInput:
+        from ..store import STORE_ENV, store_url
+
+        if not (given or os.environ.get(STORE_ENV) or self.config.store):
             for net in shared_networks(self.read_state()):
                 return net.options["store"]
-            raise
+        return store_url(given, self.config.store)
 
     def forget_host(self, host: str, store: str | None = None) -> list[str]:
         """Release every address the store holds for host ("NETWORK IP" each)
