@@ -82,8 +82,16 @@ def test_joined_overlays_match_and_other_settings_are_refused(cluster):
     assert views[0]["kernel"]["vxlan"]["vni"] == views[1]["kernel"]["vxlan"]["vni"]
     again = h2.cnet("create", "overlay", "ovj", "--exist-ok")
     assert again.returncode == 0, again.stderr
-    for h in (h1, h2):
-        ok(h.cnet("delete", "network", "ovj"))
+    vni = views[0]["kernel"]["vxlan"]["vni"]
+    ok(h1.cnet("delete", "network", "ovj"))
+    assert ok(cluster.etcdctl("get", "/cnet/networks/ovj", "--keys-only")).strip() == "/cnet/networks/ovj"
+    ok(h2.cnet("delete", "network", "ovj"))  # the last host of it: the store forgets it, its VNI is free
+    for prefix in ("/cnet/networks/ovj", "/cnet/members/ovj/", "/cnet/addrs/ovj/", "/cnet/cursor/ovj/",
+                   f"/cnet/vnis/{vni}"):
+        assert ok(cluster.etcdctl("get", "--prefix", "--keys-only", prefix)).strip() == "", prefix
+    ok(h3.cnet("create", "overlay", "ovj", "--subnet", "10.62.0.0/24"))  # what was refused is a new network now
+    assert json.loads(ok(h3.cnet("inspect", "ovj", "--json")))["kernel"]["vxlan"]["vni"] == vni
+    ok(h3.cnet("delete", "network", "ovj"))
 
 
 def test_thirty_attaches_at_once_get_distinct_addresses_and_reach_each_other(cluster):

@@ -45,11 +45,26 @@ class MemoryStore:
     def delete(self, key):
         self.data.pop(key, None)
 
+    def _keys(self, request):
+        """The keys a request names: one, or a range (range_end: every key from key up to it)."""
+        key = _key(request["key"])
+        if "range_end" not in request:
+            return [key]
+        end = _key(request["range_end"])
+        return [k for k in self.data if key <= k < end]
+
     def _holds(self, compare):
-        key = _key(compare["key"])
-        _, create, mod = self.data.get(key, (None, 0, 0))
-        return (create if compare["target"] == "CREATE" else mod) == int(
-            compare.get("create_revision", compare.get("mod_revision", 0)))
+        wanted = int(compare.get("create_revision", compare.get("mod_revision", 0)))
+        if "range_end" in compare:  # etcd: every key of the range (none: compared as a key that is not there)
+            keys = self._keys(compare) or [None]
+        else:
+            keys = [_key(compare["key"])]
+        for key in keys:
+            _, create, mod = self.data.get(key, (None, 0, 0))
+            found = create if compare["target"] == "CREATE" else mod
+            if not (found < wanted if compare.get("result") == "LESS" else found == wanted):
+                return False
+        return True
 
     def _apply(self, op):
         self.revision += 1
@@ -59,7 +74,8 @@ class MemoryStore:
             self.data[key] = (value, create, self.revision)
             return {}
         if "request_delete_range" in op:
-            self.data.pop(_key(op["request_delete_range"]["key"]), None)
+            for key in self._keys(op["request_delete_range"]):
+                self.data.pop(key, None)
             return {}
         key = _key(op["request_range"]["key"])
         return {"response_range": {"kvs": [vars_of(self._kv(key))] if key in self.data else []}}
@@ -180,3 +196,50 @@ def test_join_takes_the_stores_definition_and_refuses_other_settings(monkeypatch
 def test_validate_refuses_bad_options(options, message):
     with pytest.raises(InvalidInput, match=message):
         overlay.validate(net(**options))
+
+
+def test_the_last_member_to_leave_retires_the_network_and_an_undo_puts_it_back():
+    db = MemoryStore()
+    n = net()
+    assert records.define(db, n)
+    for host in ("h1", "h2"):
+        records.join(db, "ov0", host)
+    records.reserve(db, n, ep("a"), set(), "h2", "10.0.0.2")
+    assert records.leave(db, n, "h1") == [("/cnet/members/ov0/h1", "{}")]
+    assert records.read_network(db, "ov0") is not None  # h2 still has it
+    before = dict(db.data)
+    deleted = records.leave(db, n, "h2")  # the last member; its own address goes with the network
+    assert records.read_network(db, "ov0") is None
+    assert [k for k in db.data if "ov0" in k or "/vnis/" in k] == []
+    assert set(before) - set(db.data) == {k for k, _ in deleted}
+    records.put_back(db, deleted)
+    assert {k: v[0] for k, v in db.data.items()} == {k: v[0] for k, v in before.items()}
+
+
+def test_a_host_holding_an_address_keeps_the_network_though_not_a_member():
+    db = MemoryStore()
+    n = net()
+    records.define(db, n)
+    records.join(db, "ov0", "h1")
+    records.reserve(db, n, ep("a"), set(), "h3", "10.0.0.3")  # h3 (gone? `overlay forget` says) holds one
+    records.leave(db, n, "h1")
+    assert records.read_network(db, "ov0") is not None
+    assert records.forget(db, "h3") == ["ov0 10.60.0.2"]
+
+
+def test_leave_retries_when_another_host_joins_meanwhile():
+    db = MemoryStore()
+    n = net()
+    records.define(db, n)
+    records.join(db, "ov0", "h1")
+    real_txn = db.txn
+
+    def join_first(compare, success, failure=()):
+        db.txn = real_txn
+        records.join(db, "ov0", "h2")  # between h1's reads and its transaction
+        return real_txn(compare, success, failure)
+
+    db.txn = join_first
+    records.leave(db, n, "h1")
+    assert records.read_network(db, "ov0") is not None
+    assert [kv.key for kv in db.get_prefix("/cnet/members/ov0/")[0]] == ["/cnet/members/ov0/h2"]

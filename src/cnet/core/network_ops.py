@@ -81,9 +81,12 @@ class NetworkOps(CnetBase):
             if attached and not force:
                 users = ", ".join(sorted({e.sandbox for e in attached}))
                 raise Conflict(f"network {name} is in use by sandbox(es) {users} (use --force to detach them)")
-            # The state first, then the firewall (which can still be rolled
-            # back), then the endpoints and last the network's own objects
-            # (which cannot).
+            # The store first (a shared network: this host leaves it), the
+            # state, then the firewall (which can still be rolled back), then
+            # the endpoints and last the network's own objects (which cannot).
+            leave = getattr(drivers.get(net.driver), "leave", None)
+            if leave is not None:
+                leave(net, c.undo)
             before = self._firewall_before(c)
             removals = [self._drop_endpoint(c, ep) for ep in attached]
             del c.state.networks[name]

@@ -46,7 +46,10 @@ and addresses live in etcd, so that every host makes the same network):
         create_network's request (a dict of its arguments) completed from the
         store: the network's definition when another host recorded it
         (Conflict if the request says otherwise), this host's options.
-    define(net, undo)                  record the network in the store if new.
+    define(net, undo)                  record the network in the store if new,
+        and this host as one of its members.
+    leave(net, undo)                   before a delete: take this host off the
+        network's members (the last one out deletes it from the store).
     reserve(net, ep, pinned, undo) -> Endpoint
         ep with addresses unique across hosts, recorded in the store (pinned:
         the addresses asked for); called before plan_endpoint.

@@ -105,11 +105,21 @@ def _advertise(advertise: str | None, db, nl) -> tuple[str, int]:
 
 
 def define(net: Network, undo) -> None:
-    """Record the network in the store if it is new there (undone on failure), and this host."""
-    db = _db(net)
+    """Record the network in the store if it is new there, this host as one
+    of its members (each undone on failure), and this host's VTEP."""
+    db, host = _db(net), net.options["host"]
     if records.define(db, net):
         undo.callback(records.undefine, db, net)
-    records.register_host(db, net.options["host"], net.options["vtep"])
+    records.join(db, net.name, host)
+    undo.callback(db.delete, records.member_key(net.name, host))
+    records.register_host(db, host, net.options["vtep"])
+
+
+def leave(net: Network, undo) -> None:
+    """Take this host off the network's members in the store (the last one
+    out retires the network there), undone on failure."""
+    db = _db(net)
+    undo.callback(records.put_back, db, records.leave(db, net, net.options["host"]))
 
 
 def validate(net: Network) -> Network:

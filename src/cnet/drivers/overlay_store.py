@@ -5,6 +5,7 @@ Keys, under /cnet/:
     networks/NAME        {"subnets": [...], "vni", "mtu", "internal", "masquerade"}
     vnis/VNI             NAME (a VNI is one network's in the whole store)
     hosts/HOST           {"vtep"}: the host's underlay address (kept)
+    members/NAME/HOST    {}: HOST has the network (the last one to delete it retires it)
     alive/HOST           {"vtep"}, on the lease of the host's `cnet agent`
     addrs/NAME/IP        {"host", "sandbox", "mac", "vtep"}: one endpoint address
     cursor/NAME/v4|v6    the address handed out last, network-wide
@@ -24,12 +25,12 @@ from ..errors import Conflict
 from ..ipam import SubnetPool
 from ..model import Endpoint, Network
 from ..store import open_store
-from ..store.etcd import absent, delete, get, put, unchanged
+from ..store.etcd import absent, delete, delete_prefix, get, none_newer, put, unchanged
 
 ROOT = "/cnet/"
 FIRST_VNI = 4096  # below it, VNIs people pick by hand (Docker starts its overlays there too)
 MAX_VNI = 2**24 - 1
-RESERVE_ATTEMPTS = 30  # CAS rounds lost to other hosts before an attach gives up
+ATTEMPTS = 30  # compare-and-swap rounds lost to other hosts before a command gives up
 
 _stores: dict[str, object] = {}
 
@@ -55,6 +56,14 @@ def addr_prefix(name: str) -> str:
 
 def cursor_key(name: str, version: int) -> str:
     return f"{ROOT}cursor/{name}/v{version}"
+
+
+def members_prefix(name: str) -> str:
+    return f"{ROOT}members/{name}/"
+
+
+def member_key(name: str, host: str) -> str:
+    return members_prefix(name) + host
 
 
 def alive_key(host: str) -> str:
@@ -127,6 +136,48 @@ def register_host(db, host: str, vtep: str) -> None:
     db.put(f"{ROOT}hosts/{host}", {"vtep": vtep})
 
 
+def join(db, name: str, host: str) -> None:
+    db.put(member_key(name, host), {})
+
+
+def leave(db, net: Network, host: str) -> list[tuple[str, str]]:
+    """Take host off the network's members. The last member out, when no
+    other host holds an address on it, retires the network: its definition,
+    VNI claim, cursors, members and address records (this host's last ones)
+    go in one transaction that holds only if nothing under its members or
+    addresses was written since they were read. Returns the (key, value)
+    pairs deleted, for an undo to put back."""
+    name, mine = net.name, member_key(net.name, host)
+    for _ in range(ATTEMPTS):
+        members, revision = db.get_prefix(members_prefix(name))
+        addresses, _ = db.get_prefix(addr_prefix(name))
+        others = [kv for kv in members if kv.key != mine] + [kv for kv in addresses if kv.json().get("host") != host]
+        if others:
+            deleted = [(kv.key, kv.value) for kv in members if kv.key == mine]
+            db.delete(mine)
+            return deleted
+        record, cursors = db.get(network_key(name)), db.get_prefix(f"{ROOT}cursor/{name}/")[0]
+        vni = db.get(vni_key(net.options["vni"]))
+        compare = [none_newer(members_prefix(name), revision), none_newer(addr_prefix(name), revision),
+                   unchanged(network_key(name), record.mod_revision if record else 0)]
+        success = [delete_prefix(members_prefix(name)), delete_prefix(addr_prefix(name)),
+                   delete_prefix(f"{ROOT}cursor/{name}/"), delete(network_key(name))]
+        if vni is not None and vni.value == name:
+            compare.append(unchanged(vni_key(net.options["vni"]), vni.mod_revision))
+            success.append(delete(vni_key(net.options["vni"])))
+        ok, _ = db.txn(compare, success)
+        if ok:
+            kept = [record, vni if vni is not None and vni.value == name else None, *members, *addresses, *cursors]
+            return [(kv.key, kv.value) for kv in kept if kv is not None]
+    raise Conflict(f"overlay {name}: other hosts kept changing it; run the delete again")
+
+
+def put_back(db, pairs: list[tuple[str, str]]) -> None:
+    """Undo of leave(): each key it deleted, where none was written since."""
+    for key, value in pairs:
+        db.txn([absent(key)], [put(key, value)])
+
+
 def hosts(db) -> dict[str, dict]:
     """Every host that ever joined an overlay of the store: {host: {"vtep", "alive"}}."""
     known, _ = db.get_prefix(f"{ROOT}hosts/")
@@ -151,7 +202,7 @@ def reserve(db, net: Network, ep: Endpoint, pinned: set[str], host: str, vtep: s
     pools = [SubnetPool(s.subnet, s.gateway, s.ip_range) for s in net.subnets]
     prefix = addr_prefix(net.name)
     value = {"host": host, "sandbox": ep.sandbox, "mac": ep.mac, "vtep": vtep}
-    for _ in range(RESERVE_ATTEMPTS):
+    for _ in range(ATTEMPTS):
         kvs, _ = db.get_prefix(prefix)
         used = {kv.key[len(prefix):]: kv.json() for kv in kvs}
         cursors = {p.version: db.get(cursor_key(net.name, p.version)) for p in pools}
@@ -193,8 +244,12 @@ def release(db, name: str, addresses, host: str) -> None:
 
 
 def forget(db, host: str) -> list[str]:
-    """Release every address record of a host that is gone for good, and
-    its registration: the "NETWORK IP" of each released."""
+    """Release every address record of a host that is gone for good, its
+    memberships and its registration: the "NETWORK IP" of each released."""
+    members, _ = db.get_prefix(f"{ROOT}members/")
+    for kv in members:
+        if kv.key.rsplit("/", 1)[1] == host:
+            db.delete(kv.key)
     kvs, _ = db.get_prefix(f"{ROOT}addrs/")
     released = []
     for kv in kvs:

@@ -75,6 +75,12 @@ def unchanged(key: str, mod_revision: int) -> dict:
     return {"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(mod_revision)}
 
 
+def none_newer(prefix: str, revision: int) -> dict:
+    """A compare that holds when no key under prefix was written after revision (none at all: holds too)."""
+    return {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix)), "target": "MOD", "result": "LESS",
+            "mod_revision": str(revision + 1)}
+
+
 def put(key: str, value, lease: int = 0) -> dict:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     request = {"key": _b64(key), "value": _b64(text)}
@@ -85,6 +91,10 @@ def put(key: str, value, lease: int = 0) -> dict:
 
 def delete(key: str) -> dict:
     return {"request_delete_range": {"key": _b64(key)}}
+
+
+def delete_prefix(prefix: str) -> dict:
+    return {"request_delete_range": {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}}
 
 
 def get(key: str) -> dict:
