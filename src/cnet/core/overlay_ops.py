@@ -44,11 +44,9 @@ class OverlayOps(CnetBase):
         """The store the agent and `overlay forget` use: --store, $CNET_STORE
         or the config's, else the one this host's overlays are on. A
         malformed one named is an error, never passed over."""
-        import os
+        from ..store import named_store, store_url
 
-        from ..store import STORE_ENV, store_url
-
-        if not (given or os.environ.get(STORE_ENV) or self.config.store):
+        if named_store(given, self.config.store) is None:
             for net in shared_networks(self.read_state()):
                 return net.options["store"]
         return store_url(given, self.config.store)

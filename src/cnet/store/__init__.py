@@ -58,9 +58,14 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
+def named_store(given: str | None, config_store: str | None) -> str | None:
+    """--store, else $CNET_STORE, else the config's `store:`; None when none names one."""
+    return given or os.environ.get(STORE_ENV) or config_store
+
+
 def store_url(given: str | None, config_store: str | None) -> str:
-    """The store an overlay command uses: --store, else $CNET_STORE, else the config's `store:`."""
-    url = given or os.environ.get(STORE_ENV) or config_store
+    """The store an overlay command uses: named_store's, checked."""
+    url = named_store(given, config_store)
     if not url:
         raise InvalidInput("an overlay needs a store: --store etcd://HOST:2379, CNET_STORE, or `store:` in the config")
     parse_url(url)
