@@ -344,7 +344,7 @@ def test_registry(tmp):
     assert registry.get("default-srv", "eth0") == record
     assert registry.of_sandbox("default-srv") == [record]
     (tmp / "state" / "state.yaml.cni" / "cut@eth0").write_text('{"container_id": ')  # a write cut short
-    (tmp / "state" / "state.yaml.cni" / ".x@eth0.1.tmp").write_text(json.dumps(vars(record)))
+    (tmp / "state" / "state.yaml.cni" / ".x@eth0.1.tmp").write_text(json.dumps(record._asdict()))
     assert registry.all() == [record]
     registry.remove(record)
     registry.remove(record)

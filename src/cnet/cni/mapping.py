@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..names import SANDBOX_NAME
 from .protocol import INVALID_CONFIG, INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError
@@ -34,8 +34,7 @@ _HOSTNAME_CHARS = re.compile(r"[^A-Za-z0-9-]+")
 SHORT_ID = 12  # as docker and podman show a container ID
 
 
-@dataclass(frozen=True)
-class NetworkRequest:
+class NetworkRequest(NamedTuple):
     """What `cnet create DRIVER NETWORK ...` would be asked, to make the network when it is missing."""
 
     driver: str
@@ -45,11 +44,10 @@ class NetworkRequest:
     mtu: int | None = None
     internal: bool = False
     masquerade: bool = True
-    options: dict = field(default_factory=dict)
+    options: dict | None = None  # None: no driver options
 
 
-@dataclass(frozen=True)
-class PluginConfig:
+class PluginConfig(NamedTuple):
     """cnet's reading of its conflist entry."""
 
     network: str
@@ -59,8 +57,7 @@ class PluginConfig:
     firewall: str | None = None
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(NamedTuple):
     """What an ADD asks for beyond the network: from runtimeConfig and CNI_ARGS."""
 
     ips: tuple[str, ...] = ()  # addresses, without their prefix length

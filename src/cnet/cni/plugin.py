@@ -91,7 +91,7 @@ class Plugin:
                            "create it with `cnet create`, or give \"subnet\" in the entry to have it made")
         self.api.create_network(ask.driver, self.conf.network, subnets=ask.subnets, gateways=ask.gateways,
                                 ip_range=ask.ip_range, mtu=ask.mtu, internal=ask.internal,
-                                masquerade=ask.masquerade, options=ask.options, exist_ok=True)
+                                masquerade=ask.masquerade, options=ask.options or {}, exist_ok=True)
 
     def _attach_more(self, sandbox, wanted):
         """A container already on a cnet network joins one more: an endpoint

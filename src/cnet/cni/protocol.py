@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 SUPPORTED_VERSIONS = ("1.0.0", "1.1.0")
 LATEST = SUPPORTED_VERSIONS[-1]
@@ -52,18 +52,17 @@ class CniError(Exception):
         return answer
 
 
-@dataclass
-class Request:
-    """One call of the plugin."""
+class Request(NamedTuple):
+    """One call of the plugin (CNI_* values not given are "")."""
 
     command: str
     version: str  # the configuration's cniVersion, one this plugin supports
     config: dict  # the network configuration (one plugin's entry of a conflist, as libcni hands it over)
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: dict[str, str] = field(default_factory=dict)  # CNI_ARGS
-    path: tuple[str, ...] = ()
+    container_id: str
+    netns: str
+    ifname: str
+    args: dict[str, str]  # CNI_ARGS
+    path: tuple[str, ...]
 
 
 def parse_command(environ) -> str:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     container_id: str
     ifname: str
     cni_network: str  # the "name" of the runtime's network configuration
@@ -68,7 +67,7 @@ class Registry:
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
         tmp = self._path(f".{record.key}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(record), f)
+            json.dump(record._asdict(), f)
         os.replace(tmp, self._path(record.key))
 
     def remove(self, record: Record) -> None:
