@@ -2,15 +2,17 @@
 
 One `Netlink` is opened per command per namespace and closed with `with`.
 A handle for another namespace is opened by entering that namespace in this
-process (setns) and opening pyroute2's `IPRoute` there: its socket stays
-bound to the namespace it was made in. That costs ~0.5 ms, where
+process (setns) and opening its netlink sockets there: they stay bound to
+the namespace they were made in. That costs ~0.5 ms, where
 `IPRoute(netns=...)` forks a helper process (~12 ms) and, by default, creates
 a namespace that is missing (see docs/design-notes.md).
 
-This module imports pyroute2 (through pyroute.py, at the least cost), which
-is most of a command's start-up (bench/results/kernel-access.md): it is
-imported only where a handle is opened (handles.py), never by commands that
-only read the state.
+Links, addresses and routes go through rtnl.py: pyroute2's message classes
+on a plain socket, without IPRoute, whose import is most of a command's
+start-up (bench/results/kernel-access.md). The rest (a macvlan or ipvlan
+link, whose modes pyroute2's request layer spells; tc in tc.py; FDB and
+neighbour entries in vxlan.py) uses `self.ipr`, an IPRoute opened on first use.
+Nothing here is imported by commands that only read the state (handles.py).
 """
 
 from __future__ import annotations
@@ -23,12 +25,19 @@ import socket
 
 from .. import verbose
 from ..errors import Conflict, NotFound, OperationFailed
-from .pyroute import IPRoute, NetlinkError
+from . import pyroute
+from .pyroute import NetlinkError
+from .rtnl import (NEW, NLM_F_CREATE, NLM_F_ECHO, NLM_F_REPLACE, RTM_DELLINK, RTM_DELROUTE, RTM_GETADDR,
+                   RTM_GETLINK, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTM_SETLINK, Rtnl)
 
+IFF_UP = 0x1
+AF_BRIDGE = 7
+NLA_F_NESTED = 0x8000
+RTPROT_STATIC = 4  # how IPRoute marks the routes it adds (`ip route` shows "proto static")
 IFA_F_NODAD = 0x02  # an address usable at once, without duplicate address detection
 RT_TABLE_MAIN = 254
 RTN_UNICAST, RTN_LOCAL = 1, 2
-RT_SCOPE_LINK = 253
+RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 253, 255
 BRIDGE_MODE_HAIRPIN = 1
 
 
@@ -58,20 +67,34 @@ def _guarded(what: str):
 _next_port = [1]
 
 
-def _inside_handle():
-    """An IPRoute for the namespace this thread is in, bound to a netlink port
-    id of its own. pyroute2 0.9.7 leaves its socket unbound, so the kernel
-    gives it the process id as port id on first use, in each namespace: the
-    host handle's id. And the kernel sends the echo (NLM_F_ECHO) of a host
-    request that changes a link in another namespace (a veth peer made or
-    deleted there) to the requester's port id *in that namespace*: the
-    sandbox's handle would take it for the answer to its next request."""
+def _inside_port() -> int:
+    """A netlink port id for a socket inside a sandbox's namespace, never the
+    one the kernel gives a socket left unbound (the process id, in each
+    namespace: the host socket's id). The kernel sends the echo (NLM_F_ECHO)
+    of a host request that changes a link in another namespace (a veth peer
+    made or deleted there) to the requester's port id *in that namespace*:
+    the sandbox's socket would take it for the answer to its next request."""
+    port = _next_port[0]
+    _next_port[0] = port % 511 + 1
+    return (os.getpid() & 0x3FFFFF) | (port << 22)
+
+
+def _inside_rtnl() -> Rtnl:
     while True:
-        ipr = IPRoute(nlm_echo=True, groups=0)
-        port = _next_port[0]
-        _next_port[0] = port % 511 + 1
         try:
-            ipr.asyncore.socket.bind(((os.getpid() & 0x3FFFFF) | (port << 22), 0))
+            return Rtnl(_inside_port())
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+
+
+def _inside_handle():
+    """An IPRoute for the namespace this thread is in, bound to a port id of
+    its own (_inside_port; pyroute2 0.9.7 leaves its socket unbound)."""
+    while True:
+        ipr = pyroute.IPRoute(nlm_echo=True, groups=0)
+        try:
+            ipr.asyncore.socket.bind((_inside_port(), 0))
             return ipr
         except OSError as e:
             ipr.close()  # a socket whose bind failed may not bind again
@@ -88,21 +111,51 @@ class Netlink:
         # for -v: where this handle acts, and the names of the links it made (by index)
         self._where = "" if netns_path is None else f" in {os.path.basename(netns_path)}"
         self._names: dict[int, str] = {}
-        # nlm_echo: the kernel answers a new link with its description, index included.
-        # groups=0: IPRoute joins the link, address and route multicast groups by
-        # default, and pyroute2 0.9.7 can hand such a notification (the RTM_DELLINK
-        # of a veth peer deleted from another namespace) to the next request as its
-        # answer; besides, every event on the host would be queued and parsed.
+        self._netns_path = netns_path
+        self._ipr = None
         if netns_path is None:
-            self.ipr = IPRoute(nlm_echo=True, groups=0)
+            self.rtnl = Rtnl()
         else:
             from .netns import entered
 
             with entered(netns_path):
-                self.ipr = _inside_handle()
+                self.rtnl = _inside_rtnl()
+
+    @property
+    def ipr(self):
+        """pyroute2's IPRoute in this handle's namespace, opened on first use.
+        nlm_echo: the kernel answers a new link with its description, index
+        included. groups=0: IPRoute joins the link, address and route
+        multicast groups by default, and pyroute2 0.9.7 can hand such a
+        notification (the RTM_DELLINK of a veth peer deleted from another
+        namespace) to the next request as its answer; besides, every event on
+        the host would be queued and parsed."""
+        if self._ipr is None:
+            if self._netns_path is None:
+                self._ipr = pyroute.IPRoute(nlm_echo=True, groups=0)
+            else:
+                from .netns import entered
+
+                with entered(self._netns_path):
+                    self._ipr = _inside_handle()
+        return self._ipr
 
     def close(self) -> None:
-        self.ipr.close()
+        self.rtnl.close()
+        if self._ipr is not None:
+            self._ipr.close()
+
+    def _link_request(self, kind: int, index: int = 0, attrs: list | None = None, flags: int = 0,
+                      up: bool | None = None, family: int = 0) -> list:
+        """One link message (up: set IFF_UP on or off; None leaves it)."""
+        r = self.rtnl
+        fields = {"family": family, "index": index}
+        if up is not None:
+            fields.update(flags=IFF_UP if up else 0, change=IFF_UP)
+        return r.request(r.message(r.link, fields, attrs), kind, flags)
+
+    def _set_link(self, index: int, attrs: list | None = None, up: bool | None = None) -> None:
+        self._link_request(RTM_SETLINK, index, attrs, up=up)
 
     def __enter__(self) -> Netlink:
         return self
@@ -112,10 +165,10 @@ class Netlink:
 
     # -- links -------------------------------------------------------------
 
-    def _get_link(self, **which):
+    def _get_link(self, *, ifname: str | None = None, index: int = 0):
         """One RTM_GETLINK by name or index (a dump would grow with sandboxes); None if there is none."""
         try:
-            return self.ipr.link("get", **which)[0]
+            return self._link_request(RTM_GETLINK, index, [["IFLA_IFNAME", ifname]] if ifname else [])[0]
         except NetlinkError as e:
             if e.code == errno.ENODEV:
                 return None
@@ -136,17 +189,27 @@ class Netlink:
             self._bridges[name] = self.link_index(name)
         return self._bridges[name]
 
-    def _new_link(self, what: str, **spec) -> int:
+    def _new_link(self, what: str, name: str, kind: str, attrs: list, data: list, up: bool = False,
+                  peer: str | None = None) -> int:
+        """RTM_NEWLINK of a link `name` of this kind (data: its IFLA_INFO_DATA
+        attributes); its index from the kernel's echo of the new link. Not
+        from an RTM_GETLINK after it: the kernel then settles the new link's
+        pending carrier change at once, and a veth end made up, whose peer is
+        still down, leaves its bridge port disabled until the next link
+        event is handled (up to a second): the first frames of the sandbox
+        (a router's gratuitous ARP) are dropped."""
+        info = [["IFLA_INFO_KIND", kind]] + ([["IFLA_INFO_DATA", {"attrs": data}]] if data else [])
         try:
-            index = next((link["index"] for link in self.ipr.link("add", **spec) if link.get("index")), None)
+            made = self._link_request(RTM_NEWLINK, 0, [["IFLA_IFNAME", name], *attrs,
+                                                       ["IFLA_LINKINFO", {"attrs": info}]],
+                                      NEW | NLM_F_ECHO, up=True if up else None)
+            index = next((m["index"] for m in made if m.get("ifname") == name), None)
             if index is None:
-                index = self.ipr.link("get", ifname=spec["ifname"])[0]["index"]  # no echo: ask
+                index = self._get_link(ifname=name)["index"]
         except NetlinkError as e:
             raise _failed(what, e) from e
-        self._names[index] = spec["ifname"]
-        peer = spec.get("peer")
-        verbose.made(f"link {spec['ifname']}{self._where} ({spec['kind']}"
-                     + (f", peer {peer['ifname']} in the sandbox" if peer else "") + ")")
+        self._names[index] = name
+        verbose.made(f"link {name}{self._where} ({kind}" + (f", peer {peer} in the sandbox" if peer else "") + ")")
         return index
 
     def add_bridge(self, name: str, mtu: int, group: int) -> int:
@@ -154,8 +217,8 @@ class Netlink:
         in link group `group`: set by the request that creates it (an ifalias
         is not: the kernel takes it from RTM_SETLINK only), so a process
         killed right after still leaves a link it can tell is its own."""
-        return self._new_link(f"cannot create bridge {name}", ifname=name, kind="bridge", mtu=mtu,
-                              br_forward_delay=0, group=group)
+        return self._new_link(f"cannot create bridge {name}", name, "bridge",
+                              [["IFLA_MTU", mtu], ["IFLA_GROUP", group]], [["IFLA_BR_FORWARD_DELAY", 0]])
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int, peer_mac: str,
                  master: int, group: int) -> int:
@@ -163,10 +226,12 @@ class Netlink:
         in link group `group` (see add_bridge); its peer born inside the other
         namespace (never here, where its name could clash), down, with its
         MAC and MTU."""
+        peer_attrs = [["IFLA_IFNAME", peer], ["IFLA_NET_NS_FD", peer_netns_fd], ["IFLA_ADDRESS", peer_mac],
+                      ["IFLA_MTU", mtu]]
         return self._new_link(
-            f"cannot create veth pair {name}/{peer}", ifname=name, kind="veth", mtu=mtu,
-            master=master, state="up", group=group,
-            peer={"ifname": peer, "net_ns_fd": peer_netns_fd, "address": peer_mac, "mtu": mtu})
+            f"cannot create veth pair {name}/{peer}", name, "veth",
+            [["IFLA_MTU", mtu], ["IFLA_MASTER", master], ["IFLA_GROUP", group]],
+            [["VETH_INFO_PEER", {"attrs": peer_attrs}]], up=True, peer=peer)
 
     def add_sub_link(self, kind: str, name: str, parent: int, mtu: int, group: int, *,
                      netns_fd: int | None = None, mac: str | None = None, **data) -> int | None:
@@ -180,12 +245,26 @@ class Netlink:
             spec["address"] = mac
         what = f"cannot create {kind} link {name} on {self._name_of(parent)}"
         if netns_fd is None:
-            return self._new_link(what, **spec)
+            return self.add_link(what, **spec)
         try:
             self.ipr.link("add", net_ns_fd=netns_fd, **spec)
         except NetlinkError as e:
             raise _failed(what, e) from e
         return None
+
+    def add_link(self, what: str, **spec) -> int:
+        """A link of any kind, spelled as IPRoute.link("add") takes it (its
+        request layer knows each kind's settings: macvlan modes, VXLAN, ifb);
+        returns its index. what: the error's words."""
+        try:  # the index from the echo (nlm_echo), as in _new_link
+            index = next((link["index"] for link in self.ipr.link("add", **spec) if link.get("index")), None)
+            if index is None:
+                index = self._get_link(ifname=spec["ifname"])["index"]
+        except NetlinkError as e:
+            raise _failed(what, e) from e
+        self._names[index] = spec["ifname"]
+        verbose.made(f"link {spec['ifname']}{self._where} ({spec['kind']})")
+        return index
 
     def _name_of(self, index: int) -> str:
         link = self._get_link(index=index)
@@ -203,7 +282,11 @@ class Netlink:
 
     @_guarded("cannot list links")
     def link_names(self) -> set[str]:
-        return {link.get("ifname") for link in self.ipr.link("dump")}
+        return {link.get("ifname") for link in self._links()}
+
+    def _links(self) -> list:
+        r = self.rtnl
+        return r.dump(r.message(r.link), RTM_GETLINK)
 
     def _name(self, index: int) -> str:
         """A link's name for -v, as far as this handle has seen it (lo is index 1 everywhere)."""
@@ -211,7 +294,7 @@ class Netlink:
 
     @_guarded("cannot set a link's alias")
     def set_alias(self, index: int, alias: str) -> None:
-        self.ipr.link("set", index=index, ifalias=alias)
+        self._set_link(index, [["IFLA_IFALIAS", alias]])
         verbose.changed(f"link {self._name(index)}{self._where}: alias {alias!r}")
 
     @_guarded("cannot set hairpin mode on a bridge port")
@@ -219,28 +302,30 @@ class Netlink:
         """Let frames leave a bridge port by the port they came in: with
         br_netfilter, a sandbox's connection to its own published port is
         bridged back to it."""
-        self.ipr.brport("set", index=index, mode=BRIDGE_MODE_HAIRPIN)
+        # as `bridge link set hairpin on`; pyroute2 encodes an attribute's flags only from a tuple
+        protinfo = ("IFLA_PROTINFO", {"attrs": [["IFLA_BRPORT_MODE", BRIDGE_MODE_HAIRPIN]]}, NLA_F_NESTED)
+        self._link_request(RTM_SETLINK, index, [protinfo], family=AF_BRIDGE)
 
     @_guarded("cannot set a link's MTU")
     def set_mtu(self, index: int, mtu: int) -> None:
-        self.ipr.link("set", index=index, mtu=mtu)
+        self._set_link(index, [["IFLA_MTU", mtu]])
         verbose.changed(f"link {self._name(index)}{self._where}: mtu {mtu}")
 
     @_guarded("cannot set a link's MAC address")
     def set_mac(self, index: int, mac: str) -> None:
-        self.ipr.link("set", index=index, address=mac)
+        self._set_link(index, [["IFLA_ADDRESS", mac]])
         verbose.changed(f"link {self._name(index)}{self._where}: mac {mac}")
 
     @_guarded("cannot bring a link down")
     def set_down(self, index: int) -> None:
-        self.ipr.link("set", index=index, state="down")
+        self._set_link(index, up=False)
         verbose.changed(f"link {self._name(index)}{self._where} down")
 
     @_guarded("cannot rename a link")
     def set_name(self, index: int, name: str) -> None:
         """Rename a link (the kernel renames only links that are down)."""
         old = self._name(index)
-        self.ipr.link("set", index=index, ifname=name)
+        self._set_link(index, [["IFLA_IFNAME", name]])
         self._names[index] = name
         verbose.changed(f"link {old}{self._where} renamed {name}")
 
@@ -251,7 +336,7 @@ class Netlink:
         namespace, for messages ("sandbox web", "the host")."""
         name = self._name(index)
         try:
-            self.ipr.link("set", index=index, net_ns_fd=netns_fd, ifname=ifname)
+            self._set_link(index, [["IFLA_NET_NS_FD", netns_fd], ["IFLA_IFNAME", ifname]])
         except NetlinkError as e:
             raise _failed(f"cannot move link {name} into {where} as {ifname}", e) from e
         self._names.pop(index, None)
@@ -260,18 +345,18 @@ class Netlink:
     @_guarded("cannot list links")
     def aliases(self) -> dict[str, str]:
         """{name: ifalias} of the links that have an ifalias."""
-        return {link.get("ifname"): link.get("ifalias") for link in self.ipr.link("dump") if link.get("ifalias")}
+        return {link.get("ifname"): link.get("ifalias") for link in self._links() if link.get("ifalias")}
 
     @_guarded("cannot bring a link up")
     def set_up(self, index: int) -> None:
-        self.ipr.link("set", index=index, state="up")
+        self._set_link(index, up=True)
         verbose.changed(f"link {self._name(index)}{self._where} up")
 
     def delete_link(self, name: str) -> bool:
         """Delete a link; False if it was already gone (teardown is repeatable)."""
         self._bridges.pop(name, None)
         try:
-            self.ipr.link("del", ifname=name)
+            self._link_request(RTM_DELLINK, 0, [["IFLA_IFNAME", name]])
         except NetlinkError as e:
             if e.code == errno.ENODEV:
                 return False
@@ -306,7 +391,8 @@ class Netlink:
     def _addresses(self, index: int | None = None) -> list[str]:
         """Addresses as CIDR, of one link or of all."""
         found = []
-        for msg in self.ipr.addr("dump"):
+        r = self.rtnl
+        for msg in r.dump(r.message(r.address), RTM_GETADDR):
             if index is None or msg["index"] == index:
                 address = msg.get("local") or msg.get("address")
                 if address:
@@ -315,22 +401,41 @@ class Netlink:
 
     def add_address(self, index: int, cidr: str) -> None:
         iface = ipaddress.ip_interface(cidr)
-        spec = {"index": index, "address": str(iface.ip), "prefixlen": iface.network.prefixlen}
-        if iface.version == 6:
-            spec["flags"] = IFA_F_NODAD
-        elif iface.network.prefixlen < 31:  # as `ip address add ... brd +` and Docker do
-            spec["broadcast"] = str(iface.network.broadcast_address)
+        address = str(iface.ip)
+        fields = {"family": socket.AF_INET6 if iface.version == 6 else socket.AF_INET, "index": index,
+                  "prefixlen": iface.network.prefixlen, "flags": IFA_F_NODAD if iface.version == 6 else 0}
+        attrs = [["IFA_LOCAL", address], ["IFA_ADDRESS", address]]  # as `ip address add` sends it
+        if iface.version == 4 and iface.network.prefixlen < 31:  # as `ip address add ... brd +` and Docker do
+            attrs.append(["IFA_BROADCAST", str(iface.network.broadcast_address)])
+        r = self.rtnl
         try:
-            self.ipr.addr("add", **spec)
+            r.request(r.message(r.address, fields, attrs), RTM_NEWADDR, NEW)
         except NetlinkError as e:
             raise _failed(f"cannot add address {cidr}", e) from e
         verbose.made(f"address {cidr} on {self._name(index)}{self._where}")
 
+    def _route_request(self, kind: int, flags: int, dst: str, *, gateway: str | None = None,
+                       oif: int | None = None, prefsrc: str | None = None, scope: int = 0) -> None:
+        """A route of the main table to dst (a CIDR), as `ip route add`
+        (`ip route del`: RTM_DELROUTE, any protocol, scope and type) sends it."""
+        network = ipaddress.ip_network(dst, strict=False)
+        fields = {"family": socket.AF_INET6 if network.version == 6 else socket.AF_INET,
+                  "dst_len": network.prefixlen, "table": RT_TABLE_MAIN}
+        if kind == RTM_DELROUTE:
+            fields["scope"] = RT_SCOPE_NOWHERE
+        else:
+            fields.update(proto=RTPROT_STATIC, scope=scope, type=RTN_UNICAST)
+        attrs = [["RTA_DST", str(network.network_address)]] if network.prefixlen else []
+        attrs += [[name, value] for name, value in (("RTA_GATEWAY", gateway), ("RTA_OIF", oif),
+                                                     ("RTA_PREFSRC", prefsrc)) if value is not None]
+        r = self.rtnl
+        r.request(r.message(r.route, fields, attrs), kind, flags)
+
     def add_default_route(self, gateway: str) -> None:
         family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
         try:
-            self.ipr.route("add", family=family, dst="::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
-                           gateway=gateway)
+            self._route_request(RTM_NEWROUTE, NEW, "::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
+                                gateway=gateway)
         except NetlinkError as e:
             if e.code == errno.EEXIST:
                 return  # the namespace has a default route of its own: keep it
@@ -339,18 +444,16 @@ class Netlink:
 
     def add_route(self, dst: str, gateway: str) -> None:
         """A route to subnet dst via gateway (one there already is fine)."""
-        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
         try:
-            self.ipr.route("replace", family=family, dst=dst, gateway=gateway)
+            self._route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, gateway=gateway)
         except NetlinkError as e:
             raise _failed(f"cannot add a route to {dst} via {gateway}", e) from e
         verbose.made(f"route {dst} via {gateway}{self._where}")
 
     def delete_route(self, dst: str, gateway: str) -> None:
         """Take the route to dst via gateway out; gone already is fine."""
-        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
         try:
-            self.ipr.route("del", family=family, dst=dst, gateway=gateway)
+            self._route_request(RTM_DELROUTE, 0, dst, gateway=gateway)
         except NetlinkError as e:
             if e.code not in (errno.ESRCH, errno.ENOENT):
                 raise _failed(f"cannot delete the route to {dst} via {gateway}", e) from e
@@ -360,9 +463,8 @@ class Netlink:
     def add_link_route(self, dst: str, index: int, source: str) -> None:
         """A route to dst (a CIDR) straight out of link `index` (scope link), from
         the address `source` of that link."""
-        family = socket.AF_INET6 if ":" in dst else socket.AF_INET
         try:
-            self.ipr.route("add", family=family, dst=dst, oif=index, prefsrc=source, scope=RT_SCOPE_LINK)
+            self._route_request(RTM_NEWROUTE, NEW, dst, oif=index, prefsrc=source, scope=RT_SCOPE_LINK)
         except NetlinkError as e:
             raise _failed(f"cannot add a route to {dst}", e) from e
 
@@ -370,16 +472,17 @@ class Netlink:
         """A default route out of link `index` without a gateway (a link that
         does no ARP: an ipvlan in l3 mode); kept when there is one already."""
         try:
-            self.ipr.route("add", family=family, dst="::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
-                           oif=index, scope=RT_SCOPE_LINK)
+            self._route_request(RTM_NEWROUTE, NEW, "::/0" if family == socket.AF_INET6 else "0.0.0.0/0",
+                                oif=index, scope=RT_SCOPE_LINK)
         except NetlinkError as e:
             if e.code == errno.EEXIST:
                 return
             raise _failed("cannot add a default route", e) from e
 
     def _routes(self):
+        r = self.rtnl
         for family in (socket.AF_INET, socket.AF_INET6):
-            yield from self.ipr.route("dump", family=family)
+            yield from r.dump(r.message(r.route, {"family": family}), RTM_GETROUTE)
 
     @_guarded("cannot list routes")
     def routes_view(self) -> list[str]:

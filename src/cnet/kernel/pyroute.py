@@ -49,7 +49,7 @@ _defer_package_init()
 
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
-__all__ = ["IPRoute", "NetlinkError", "conntrack", "link_messages"]
+__all__ = ["IPRoute", "NetlinkError", "conntrack", "route_messages"]
 
 
 def __getattr__(name: str):
@@ -64,13 +64,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def link_messages():
-    """(ifinfmsg, nlmsgerr): pyroute2's link message and its error/ack
-    message, for one request on a plain netlink socket (kernel/link_delete.py)."""
-    from pyroute2.netlink import nlmsgerr
+def route_messages():
+    """(ifinfmsg, ifaddrmsg, rtmsg): pyroute2's link, address and route
+    messages, which encode cnet's most common requests and decode their
+    answers on a plain netlink socket (kernel/rtnl.py)."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    return ifinfmsg, nlmsgerr
+    return ifinfmsg, ifaddrmsg, rtmsg
 
 
 def conntrack():

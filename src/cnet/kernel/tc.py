@@ -47,7 +47,7 @@ def _tc(nl, what: str, module: str, *args, **kwargs):
 def add_ifb(nl, name: str, mtu: int, group: int) -> int:
     """An ifb device, up, in link group `group` from its creation (see
     netlink.add_bridge); returns its index."""
-    index = nl._new_link(f"cannot create ifb device {name}", ifname=name, kind="ifb", mtu=mtu, group=group)
+    index = nl.add_link(f"cannot create ifb device {name}", ifname=name, kind="ifb", mtu=mtu, group=group)
     nl.set_up(index)
     return index
 

@@ -27,9 +27,9 @@ NTF_SELF = 0x02  # an FDB entry of the device itself (a VXLAN destination), not 
 def add_vxlan(nl, name: str, vni: int, local: str, mtu: int, group: int, master: int) -> int:
     """The VXLAN device, a port of bridge `master`, down, in link group `group`."""
     local_key = "vxlan_local6" if ":" in local else "vxlan_local"
-    return nl._new_link(f"cannot create VXLAN device {name} (VNI {vni})", ifname=name, kind="vxlan",
-                        vxlan_id=vni, vxlan_port=VXLAN_PORT, vxlan_learning=0, vxlan_proxy=1,
-                        mtu=mtu, group=group, master=master, **{local_key: local})
+    return nl.add_link(f"cannot create VXLAN device {name} (VNI {vni})", ifname=name, kind="vxlan",
+                       vxlan_id=vni, vxlan_port=VXLAN_PORT, vxlan_learning=0, vxlan_proxy=1,
+                       mtu=mtu, group=group, master=master, **{local_key: local})
 
 
 def vxlan_view(nl, name: str) -> dict | None:
