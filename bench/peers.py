@@ -602,6 +602,20 @@ def targets_issue9(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+def targets_issue14(rows: list[dict]) -> list[list[str]]:
+    """Issue 14's targets (cnet-cni against the stock bridge + host-local +
+    portmap chain, one container with one published port), run by run."""
+    out = []
+    for phase, limit, label in (("setup", 3, "ADD"), ("teardown", 1, "DEL")):
+        ratios = ratio_table(rows, "cni", phase)
+        for (name, n), x in sorted(ratios.items()):
+            if name == "cnet-cni":
+                out.append([f"`cnet-cni` {label} at N={n}: at most {limit}x the CNI chain",
+                            f"cnet-cni / cni = {x['median']:.2f}x (runs {x['min']:.2f}–{x['max']:.2f}x)",
+                            "yes" if x["median"] <= limit else "no"])
+    return out
+
+
 # -- the report ----------------------------------------------------------------
 
 def report(args, plan, rows, skipped, failed, pub, vers, wall, budget_note) -> str:
@@ -698,9 +712,9 @@ def report(args, plan, rows, skipped, failed, pub, vers, wall, budget_note) -> s
     notes = one_process_notes(rows)
     if notes:
         w("\n" + notes)
-    goals = targets(rows, pub) + targets_issue9(rows)
+    goals = targets(rows, pub) + targets_issue9(rows) + targets_issue14(rows)
     if goals:
-        w("\n### issue 5's and issue 9's targets against these figures (a comparison, not a test)\n")
+        w("\n### issue 5's, 9's and 14's targets against these figures (a comparison, not a test)\n")
         w(common.markdown_table(["target", "measured", "holds"], goals, align=["l", "l", "l"]))
 
     if skipped or failed:
