@@ -7,7 +7,7 @@ on its own gateway address (a host address) is still DNATed.
 
 The test hosts have br_netfilter's bridge-nf-call-iptables on, so bridged
 traffic crosses the IP hooks: without cnet's untracked rules, every flow
-below would be in conntrack (the last test shows it by taking them out).
+below would be in conntrack (test_without_the_untracked_rules_... takes them out).
 """
 
 from __future__ import annotations
