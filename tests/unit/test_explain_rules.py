@@ -190,6 +190,17 @@ def test_jumps_are_followed_and_named_sets_read():
     assert (decision.verdict, decision.chain, decision.rule) == ("reject", "user", 10)
 
 
+def test_the_early_same_bridge_accept_of_a_cnet_table_does_not_apply_to_a_packet_from_outside():
+    # another state file's cnet table is a foreign one to this owner's explain: walked rule by rule
+    same = {"concat": [IIF, OIF]}
+    extra = [{"set": {"family": "inet", "table": "filter", "name": "icc", "elem": ["mybr0", "other0"]}},
+             {"set": {"family": "inet", "table": "filter", "name": "same",
+                      "elem": [{"concat": ["mybr0", "mybr0"]}, {"concat": ["other0", "other0"]}]}}]
+    decision = follow(foreign_chain([match(IIF, "@icc"), match(same, "@same"), ACCEPT],
+                                    [match(TCP_DPORT, 80), DROP], extra=extra))
+    assert (decision.verdict, decision.rule, decision.certain) == ("drop", 3, True)
+
+
 # -- iptables ----------------------------------------------------------------------
 
 # the iptables backend's chains, a host's REJECT and an undecidable DROP after them
@@ -206,6 +217,7 @@ IPTABLES = """\
 -A FORWARD -i mybr0 -j DROP
 -A FORWARD -s 10.0.0.0/8 -j DROP
 -A FORWARD -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable
+-A CNET-FORWARD -i mybr0 -o mybr0 -j RETURN
 -A CNET-FORWARD -i internal0 ! -o internal0 -j DROP
 -A CNET-FORWARD -m conntrack --ctstate DNAT -j RETURN
 -A CNET-FORWARD -i mybr0 ! -o mybr0 -j CNET-ISOLATION

@@ -97,6 +97,7 @@ table inet cnet {
   set same { type ifname . ifname; elements = { "dual0" . "dual0", "intern0" . "intern0" }; }
   set internal { type ifname; elements = { "intern0" }; }
   set no_icc { type ifname; }
+  set icc { type ifname; elements = { "dual0", "intern0" }; }
   set routed { type ifname; }
   set subnets4 { type ipv4_addr; flags interval; elements = { 10.89.0.0/24, 10.90.0.0/24 }; }
   set subnets6 { type ipv6_addr; flags interval; elements = { fd00:89::/64 }; }
@@ -135,6 +136,7 @@ elements = { tcp . 8080 : fd00:89::2 . 80 }; }
   }
   chain forward {
     type filter hook forward priority 0; policy accept;
+    iifname @icc iifname . oifname @same accept comment "same bridge, not --no-icc: no rule below drops it"
     iifname @internal iifname . oifname != @same drop comment "internal networks"
     oifname @internal iifname . oifname != @same drop
     ct status dnat accept comment "published ports, from any network"
@@ -142,6 +144,11 @@ elements = { tcp . 8080 : fd00:89::2 . 80 }; }
 comment "only published ports come in"
     iifname @no_icc iifname . oifname @same drop comment "--no-icc (bridged traffic: br_netfilter)"
     iifname @bridges oifname @bridges iifname . oifname != @same drop comment "isolation"
+  }
+  chain untracked {
+    type filter hook prerouting priority raw; policy accept;
+    ip saddr @subnets4 ip daddr @subnets4 fib daddr type != local notrack comment "sandbox to sandbox: no NAT, no conntrack"
+    ip6 saddr @subnets6 ip6 daddr @subnets6 fib daddr type != local notrack
   }
   chain loopback {
     type filter hook prerouting priority raw; policy accept;
@@ -473,7 +480,7 @@ def test_iptables_ipv4():
     assert lines[0] == "*nat" and lines[-1] == "COMMIT"
     assert script.count("COMMIT\n") == 3 and "COMMIT\n*filter\n" in script and "COMMIT\n*raw\n" in script
     for chain in ("CNET-PREROUTING", "CNET-OUTPUT", "CNET-POSTROUTING", "CNET-DNAT", "CNET-FORWARD", "CNET-ISOLATION",
-                  "CNET-LOOPBACK"):
+                  "CNET-LOOPBACK", "CNET-NOTRACK", "CNET-NOTRACK-FROM"):
         assert f":{chain} - [0:0]" in lines and f"-F {chain}" in lines
     # one DNAT rule per host port of the family
     assert [line for line in lines if line.startswith("-A CNET-DNAT")] == [
@@ -496,6 +503,14 @@ def test_iptables_ipv4():
         "-A CNET-POSTROUTING -o intern0 -j RETURN",
         "-A CNET-POSTROUTING -s 10.89.0.0/24 -j MASQUERADE",
     ]
+    # untracked: a cnet subnet to a cnet subnet, unless to a host address (the gateways)
+    assert [line for line in lines if line.startswith("-A CNET-NOTRACK")] == [
+        "-A CNET-NOTRACK -d 10.89.0.0/24 -g CNET-NOTRACK-FROM",
+        "-A CNET-NOTRACK -d 10.90.0.0/24 -g CNET-NOTRACK-FROM",
+        "-A CNET-NOTRACK-FROM -m addrtype --dst-type LOCAL -j RETURN",
+        "-A CNET-NOTRACK-FROM -s 10.89.0.0/24 -j CT --notrack",
+        "-A CNET-NOTRACK-FROM -s 10.90.0.0/24 -j CT --notrack",
+    ]
     assert "fd00" not in script
     _check_filter_rules(lines)
 
@@ -515,11 +530,19 @@ def test_iptables_ipv6():
     assert "127.0.0" not in script and "10.89" not in script and "10.90" not in script
     assert [line for line in lines if line.startswith("-A CNET-OUTPUT")][0] == "-A CNET-OUTPUT -d ::1/128 -j RETURN"
     assert "-A CNET-LOOPBACK -d ::1/128 ! -i lo -j DROP" in lines
+    assert [line for line in lines if line.startswith("-A CNET-NOTRACK")] == [
+        "-A CNET-NOTRACK -d fd00:89::/64 -g CNET-NOTRACK-FROM",
+        "-A CNET-NOTRACK-FROM -m addrtype --dst-type LOCAL -j RETURN",
+        "-A CNET-NOTRACK-FROM -s fd00:89::/64 -j CT --notrack",
+    ]
     _check_filter_rules(lines)
 
 
 def _check_filter_rules(lines):
     forward = [line for line in lines if line.startswith(("-A CNET-FORWARD", "-A CNET-ISOLATION"))]
+    # first, same-bridge traffic of the bridges that are not --no-icc skips the rest (none drops it)
+    same = ["-A CNET-FORWARD -i dual0 -o dual0 -j RETURN",
+            "-A CNET-FORWARD -i intern0 -o intern0 -j RETURN"]
     internal = ["-A CNET-FORWARD -i intern0 ! -o intern0 -j DROP",
                 "-A CNET-FORWARD -o intern0 ! -i intern0 -j DROP"]
     dnat = "-A CNET-FORWARD -m conntrack --ctstate DNAT -j RETURN"
@@ -528,15 +551,28 @@ def _check_filter_rules(lines):
                  "-A CNET-ISOLATION -o dual0 -j DROP",
                  "-A CNET-FORWARD -i intern0 ! -o intern0 -j CNET-ISOLATION",
                  "-A CNET-ISOLATION -o intern0 -j DROP"]
-    assert forward == internal + [dnat, inbound] + isolation
+    assert forward == same + internal + [dnat, inbound] + isolation
     # two isolation rules per network
     assert sum("CNET-ISOLATION" in line for line in forward) == 2 * len(GOLDEN_PLAN.structure.bridges)
+
+
+def test_no_icc_bridges_get_no_early_accept():
+    s = Structure(bridges=("a0", "b0", "c0"), no_icc=("b0",), subnets4=("10.1.0.0/24",))
+    assert set_elements(nftables.render_full(FirewallPlan(s)), "icc") == ['"a0"', '"c0"']
+    assert nftables.expected_contents(FirewallPlan(s))[0]["icc"] == {"a0", "c0"}
+    lines = iptables.render(FirewallPlan(s), 4).splitlines()
+    assert [line for line in lines if line.endswith("-j RETURN") and "-i " in line and "-o " in line
+            and "!" not in line] == ["-A CNET-FORWARD -i a0 -o a0 -j RETURN", "-A CNET-FORWARD -i c0 -o c0 -j RETURN"]
+    # the --no-icc drop is still there, and comes after the early returns
+    drop = lines.index("-A CNET-FORWARD -i b0 -o b0 -j DROP")
+    assert drop > lines.index("-A CNET-FORWARD -i c0 -o c0 -j RETURN")
 
 
 def test_iptables_family_without_subnets_has_no_masquerade():
     v4only = FirewallPlan(Structure(bridges=("br0",), subnets4=("10.1.0.0/24",), masquerade4=("10.1.0.0/24",)))
     lines = iptables.render(v4only, 6).splitlines()
     assert not [line for line in lines if "MASQUERADE" in line or ("RETURN" in line and "POSTROUTING" in line)]
+    assert not [line for line in lines if "NOTRACK" in line and line.startswith("-A")]
     assert "-A CNET-ISOLATION -o br0 -j DROP" in lines
 
 

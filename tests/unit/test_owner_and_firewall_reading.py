@@ -60,8 +60,9 @@ def test_nft_json_elements_read_as_render_full_writes_them():
     assert contents["dnat4any"] == {"tcp . 8080 : 172.26.0.2 . 80"}
     assert contents["dnat4"] == {"127.0.0.1 . udp . 5353 : 172.26.0.2 . 53"}
     assert contents["same"] == {"br0 . br0"} and contents["subnets6"] == set()
-    assert rules["prerouting"] == 1 and rules["published"] == 4 and rules["forward"] == 6
-    assert rules["output"] == 2 and rules["loopback"] == 2
+    assert rules["prerouting"] == 1 and rules["published"] == 4 and rules["forward"] == 7
+    assert rules["output"] == 2 and rules["loopback"] == 2 and rules["untracked"] == 2
+    assert contents["icc"] == {"br0"}
 
 
 def test_iptables_save_lines_are_grouped_by_chain_with_lone_addresses_as_prefixes():

@@ -6,6 +6,11 @@ chains are not touched), and reached by one jump each from the built-in
 chains. iptables has no maps, so each published host port is one DNAT rule;
 isolation is two rules per network (Docker's two-stage scheme), never one
 per pair of networks.
+
+As in nftables.py, and for the same reasons (speed, issue 12; no verdict
+changes): traffic between cnet subnets not to a host address is not tracked
+(raw chains NOTRACK and NOTRACK-FROM), and same-bridge traffic of a bridge
+that is not --no-icc returns from cnet's FORWARD chain at its first rules.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ JUMPS = [
     ("nat", "POSTROUTING", "POSTROUTING", "-I"),
     ("filter", "FORWARD", "FORWARD", "-I"),
     ("raw", "PREROUTING", "LOOPBACK", "-I"),
+    ("raw", "PREROUTING", "NOTRACK", "-I"),
 ]
 CHAINS = {
     "nat": ["PREROUTING", "OUTPUT", "POSTROUTING", "DNAT"],
     "filter": ["FORWARD", "ISOLATION"],
-    "raw": ["LOOPBACK"],
+    "raw": ["LOOPBACK", "NOTRACK", "NOTRACK-FROM"],
 }
 TOOLS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
 HOSTPOLICY_CHAIN = "ACCEPT"  # P + this: hostpolicy.py's accepts in the host's FORWARD, not this backend's
@@ -63,6 +69,12 @@ def render(plan: FirewallPlan, family: int, P: str = "CNET-") -> str:
     out.append("COMMIT\n*filter\n")
     out += [f":{P}{c} - [0:0]\n" for c in CHAINS["filter"]]
     out += [f"-F {P}{c}\n" for c in CHAINS["filter"]]
+    # same bridge, not --no-icc: no rule below drops it, so it skips them (speed only:
+    # with br_netfilter every bridged packet comes here); RETURN, not ACCEPT, so the
+    # host's own FORWARD rules still see it, as before
+    for bridge in s.bridges:
+        if bridge not in s.no_icc:
+            out.append(f"-A {P}FORWARD -i {bridge} -o {bridge} -j RETURN\n")
     for bridge in s.internal:
         out.append(f"-A {P}FORWARD -i {bridge} ! -o {bridge} -j DROP\n")
         out.append(f"-A {P}FORWARD -o {bridge} ! -i {bridge} -j DROP\n")
@@ -82,8 +94,23 @@ def render(plan: FirewallPlan, family: int, P: str = "CNET-") -> str:
     out += [f":{P}{c} - [0:0]\n" for c in CHAINS["raw"]]
     out += [f"-F {P}{c}\n" for c in CHAINS["raw"]]
     out.append(f"-A {P}LOOPBACK -d {'127.0.0.0/8' if family == 4 else '::1/128'} ! -i lo -j DROP\n")
+    out += _notrack_rules(subnets, P)
     out.append("COMMIT\n")
     return "".join(out)
+
+
+def _notrack_rules(subnets, P: str) -> list[str]:
+    """From a cnet subnet to a cnet subnet, to no host address: no conntrack
+    (nftables.py says why this changes no verdict). No sets in iptables, so
+    two stages, 2 rules per subnet and never one per pair: NOTRACK goes to
+    NOTRACK-FROM for a destination in a cnet subnet (goto: a packet that
+    comes back from there is done with both), NOTRACK-FROM lets host addresses
+    (the gateways) be tracked, then exempts sources in a cnet subnet."""
+    out = [f"-A {P}NOTRACK -d {subnet} -g {P}NOTRACK-FROM\n" for subnet in subnets]
+    if subnets:
+        out.append(f"-A {P}NOTRACK-FROM -m addrtype --dst-type LOCAL -j RETURN\n")
+    out += [f"-A {P}NOTRACK-FROM -s {subnet} -j CT --notrack\n" for subnet in subnets]
+    return out
 
 
 def _masquerade_rules(s, family: int, P: str) -> list[str]:
@@ -188,6 +215,8 @@ class IptablesBackend:
                     wanted.setdefault((table, builtin), []).append(f"-A {builtin} -j {P}{chain}")
             for table, chain in sorted(wanted.keys() | have.keys()):
                 want, got = wanted.get((table, chain), []), have.get((table, chain), [])
+                if not chain.startswith(P):  # the jumps from a built-in chain: each is inserted first, in any order
+                    want, got = sorted(want), sorted(got)
                 if want != got:
                     where = f"{tool} chain {chain} (table {table})"
                     if not got:

@@ -17,6 +17,20 @@ on any link but lo are dropped before conntrack and routing (raw priority):
 the bridges have route_localnet=1 so that the host's 127.0.0.1:PORT reaches
 a sandbox, and without that rule a sandbox could reach the host's
 localhost-only services, and the LAN a port published on 127.0.0.1.
+
+Two rules are there for speed only (issue 12), and change no verdict. With
+br_netfilter on, bridged traffic crosses the host's IP hooks, so a packet from
+a sandbox through a router sandbox to a sandbox on another bridge meets
+conntrack and the forward chain once on each bridge. Chain untracked (raw
+priority, before conntrack) exempts traffic from a cnet subnet to a cnet
+subnet unless its destination is a host address: no NAT ever applies to it,
+and no rule needs its state (the one `ct state` drop is for packets from
+outside the bridges, which untracked packets also fail). A gateway address
+is local, so a sandbox's connection to a port published there is still
+tracked and DNATed, and so are the replies of every DNATed or masqueraded
+flow (they go to a gateway or leave the cnet subnets). The first rule of
+chain forward accepts same-bridge traffic of a bridge that is not --no-icc,
+which no later rule of the chain would drop.
 """
 
 from __future__ import annotations
@@ -54,12 +68,18 @@ _CHAINS = """\
   }
   chain forward {
     type filter hook forward priority 0; policy accept;
+    iifname @icc iifname . oifname @same accept comment "same bridge, not --no-icc: no rule below drops it"
     iifname @internal iifname . oifname != @same drop comment "internal networks"
     oifname @internal iifname . oifname != @same drop
     ct status dnat accept comment "published ports, from any network"
     oifname @bridges iifname != @bridges oifname != @routed ct state != { established, related } drop comment "only published ports come in"
     iifname @no_icc iifname . oifname @same drop comment "--no-icc (bridged traffic: br_netfilter)"
     iifname @bridges oifname @bridges iifname . oifname != @same drop comment "isolation"
+  }
+  chain untracked {
+    type filter hook prerouting priority raw; policy accept;
+    ip saddr @subnets4 ip daddr @subnets4 fib daddr type != local notrack comment "sandbox to sandbox: no NAT, no conntrack"
+    ip6 saddr @subnets6 ip6 daddr @subnets6 fib daddr type != local notrack
   }
   chain loopback {
     type filter hook prerouting priority raw; policy accept;
@@ -74,6 +94,11 @@ _MAPS = {
     "dnat6": "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service",
     "dnat6any": "inet_proto . inet_service : ipv6_addr . inet_service",
 }
+
+
+def icc_bridges(s) -> list[str]:
+    """The bridges whose sandboxes may reach each other (all but --no-icc)."""
+    return [b for b in s.bridges if b not in s.no_icc]
 
 
 def _quoted(names) -> list[str]:
@@ -110,6 +135,7 @@ def render_full(plan: FirewallPlan, table: str = TABLE) -> str:
     lines.append(_set("same", "ifname . ifname", [f'"{b}" . "{b}"' for b in s.bridges]))
     lines.append(_set("internal", "ifname", _quoted(s.internal)))
     lines.append(_set("no_icc", "ifname", _quoted(s.no_icc)))
+    lines.append(_set("icc", "ifname", _quoted(icc_bridges(s))))
     lines.append(_set("routed", "ifname", _quoted(s.routed)))
     lines.append(_set("subnets4", "ipv4_addr", list(s.subnets4), interval=True))
     lines.append(_set("subnets6", "ipv6_addr", list(s.subnets6), interval=True))
@@ -226,7 +252,7 @@ def expected_contents(plan: FirewallPlan) -> tuple[dict[str, set[str]], dict[str
     s = plan.structure
     contents = {
         "bridges": set(s.bridges), "same": {f"{b} . {b}" for b in s.bridges},
-        "internal": set(s.internal), "no_icc": set(s.no_icc), "routed": set(s.routed),
+        "internal": set(s.internal), "no_icc": set(s.no_icc), "icc": set(icc_bridges(s)), "routed": set(s.routed),
         "subnets4": set(s.subnets4), "subnets6": set(s.subnets6),
         "masquerade4": set(s.masquerade4), "masquerade6": set(s.masquerade6),
         **{name: set() for name in _MAPS},
