@@ -8,7 +8,6 @@ import struct
 
 import pytest
 
-from cnet.kernel import rtnl as rtnl_module
 from cnet.kernel.pyroute import NetlinkError
 from cnet.kernel.rtnl import NLMSG_DONE, NLMSG_ERROR, RTM_GETLINK, RTM_NEWLINK, Rtnl
 
@@ -32,7 +31,6 @@ class Answers:
 
 def handle(chunks) -> tuple[Rtnl, Answers]:
     r = Rtnl.__new__(Rtnl)
-    r.link, r.address, r.route = rtnl_module.route_messages()
     r._sequence = 0
     r.sock = Answers(chunks)
     return r, r.sock

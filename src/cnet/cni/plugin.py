@@ -12,7 +12,6 @@ sandboxes and endpoints are the runtime's.
 from __future__ import annotations
 
 import os
-import shutil
 
 from ..core.network_ops import NetworkOps
 from ..core.port_ops import PortOps
@@ -209,6 +208,8 @@ class Plugin:
         except CnetError as e:
             raise CniError(protocol.NOT_AVAILABLE, f"the cnet state cannot be read: {e}") from None
         tool = {"nftables": "nft", "iptables": "iptables-restore"}.get(self.api.config.firewall)
+        import shutil  # only STATUS asks: an ADD or a DEL does without its import
+
         if tool and shutil.which(tool) is None:
             raise CniError(protocol.NOT_AVAILABLE, f"the {self.api.config.firewall} firewall backend needs {tool},"
                            " which is not installed")

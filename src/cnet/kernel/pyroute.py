@@ -49,7 +49,7 @@ _defer_package_init()
 
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
-__all__ = ["IPRoute", "NetlinkError", "conntrack", "route_messages"]
+__all__ = ["IPRoute", "NetlinkError", "conntrack", "route_message"]
 
 
 def __getattr__(name: str):
@@ -64,15 +64,22 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def route_messages():
-    """(ifinfmsg, ifaddrmsg, rtmsg): pyroute2's link, address and route
-    messages, which encode cnet's most common requests and decode their
-    answers on a plain netlink socket (kernel/rtnl.py)."""
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+def route_message(kind: str):
+    """pyroute2's message class of a kind ("link": ifinfmsg, "address":
+    ifaddrmsg, "route": rtmsg), imported on first use: they encode cnet's
+    most common requests and decode their answers on a plain netlink socket
+    (kernel/rtnl.py), and a teardown that only deletes a link needs one."""
+    if kind == "link":
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+        return ifinfmsg
+    if kind == "address":
+        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+        return ifaddrmsg
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    return ifinfmsg, ifaddrmsg, rtmsg
+    return rtmsg
 
 
 def conntrack():

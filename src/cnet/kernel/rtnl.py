@@ -20,7 +20,7 @@ import os
 import socket
 import struct
 
-from .pyroute import NetlinkError, route_messages
+from .pyroute import NetlinkError, route_message
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -51,7 +51,11 @@ class Rtnl:
             self.sock.close()
             raise
         self._sequence = 0
-        self.link, self.address, self.route = route_messages()
+
+    # The message classes, for message(): imported when first asked for.
+    link = property(lambda self: route_message("link"))
+    address = property(lambda self: route_message("address"))
+    route = property(lambda self: route_message("route"))
 
     def close(self) -> None:
         self.sock.close()
