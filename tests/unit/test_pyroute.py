@@ -74,7 +74,7 @@ def test_netlink_handles_load_pyroute2s_messages_not_iproute_or_asyncio():
     # a message class only when a message of its kind is made (a teardown needs links only).
     seen = run("""
         import json, sys
-        import cnet.kernel.netlink, cnet.kernel.link_delete
+        import cnet.kernel.netlink, cnet.kernel.handles
         from cnet.kernel.rtnl import Rtnl
         r = Rtnl()
         r.message(r.link)

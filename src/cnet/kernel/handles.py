@@ -25,14 +25,8 @@ class Kernel:
         return self._host
 
     def delete_link(self, name: str) -> bool:
-        """Delete a host link; False if it was gone already. Through the host
-        handle when one is open, else with one request that needs no IPRoute
-        (link_delete.py): a teardown that deletes nothing else never imports it."""
-        if self._host is not None:
-            return self._host.delete_link(name)
-        from .link_delete import delete_link
-
-        return delete_link(name)
+        """Delete a host link; False if it was gone already."""
+        return self.netlink.delete_link(name)
 
     def inside(self, netns_path: str):
         if netns_path not in self._inside:

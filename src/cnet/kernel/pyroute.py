@@ -54,8 +54,8 @@ __all__ = ["IPRoute", "NetlinkError", "conntrack", "route_message"]
 
 def __getattr__(name: str):
     # IPRoute on first use: it is most of the cost (asyncio and every rtnetlink
-    # message class, ~90 ms), and a teardown that only deletes links does without
-    # it (kernel/link_delete.py).
+    # message class, ~90 ms), and links, addresses and routes do without it
+    # (kernel/rtnl.py).
     if name == "IPRoute":
         from pyroute2.iproute.linux import IPRoute
 
