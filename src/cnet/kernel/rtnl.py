@@ -3,14 +3,14 @@
 Opening pyroute2's IPRoute costs ~45 % of a `cnet-cni` ADD and of a
 `cnet attach` (asyncio, pyroute2's socket machinery and every rtnetlink
 message class: ~280 million of an ADD's ~600 million instructions, counted
-with callgrind; bench/results/kernel-access.md). The few requests an attach
-or a teardown makes (get, create, set and delete a link, add an address, a
-default route, a dump of links, addresses or routes) need only pyroute2's
-message classes, which encode each request and decode each answer; this
-module does the exchange: send one message, read until the acknowledgement,
-the error or the end of the dump. Anything else (tc, FDB and neighbour
-entries, other routes) still goes through IPRoute, opened on first use
-(netlink.py).
+with callgrind; bench/results/kernel-access.md). The requests of an attach
+or a teardown (get, create, set and delete a link; add an address; add,
+replace and delete a route; dumps of links, addresses and routes) need only
+pyroute2's message classes, which encode each request and decode each
+answer; this module does the exchange: send one message, read until the
+acknowledgement, the error or the end of the dump. The rest (macvlan,
+ipvlan, VXLAN and ifb links, tc, FDB and neighbour entries) still goes
+through IPRoute, opened on first use (netlink.py).
 """
 
 from __future__ import annotations
