@@ -14,10 +14,9 @@ egress out of it.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from .errors import InvalidInput
-from .model import Limits
+from .model import Limits, replace
 
 RATE_UNITS = {
     "bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12,

@@ -24,11 +24,10 @@ Giving ``address_pools`` replaces the default pools entirely; it must not be
 an empty list.
 """
 
-import dataclasses
 import ipaddress
 import os
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from cnet.errors import InvalidInput
@@ -41,12 +40,11 @@ MTU_MIN, MTU_MAX = 68, 65535
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
-class AddressPool:
-    """A range that subnets of new networks are carved from."""
+class AddressPool(namedtuple("AddressPool", "base size")):
+    """A range that subnets of new networks are carved from. base: an
+    ip_network; size: the prefix length of each subnet carved from it."""
 
-    base: Network
-    size: int  # prefix length of each subnet carved from base
+    __slots__ = ()
 
     def subnets(self) -> Iterator[Network]:
         """Every subnet of the pool, in address order, generated lazily."""
@@ -58,16 +56,14 @@ DEFAULT_POOLS: tuple[AddressPool, ...] = tuple(
 ) + (AddressPool(ipaddress.IPv4Network("192.168.0.0/16"), 20),)
 
 
-@dataclass(frozen=True)
-class Config:
-    firewall: str = "nftables"
-    mtu: int = 1500
-    dns: tuple[str, ...] = ()
-    address_pools: tuple[AddressPool, ...] = DEFAULT_POOLS
-    # Overlay keys, read as given: their meaning is the overlay driver's.
-    store: str | None = None
-    advertise: str | None = None
-    host: str | None = None
+class Config(namedtuple("Config", "firewall mtu dns address_pools store advertise host",
+                        defaults=("nftables", 1500, (), DEFAULT_POOLS, None, None, None))):
+    """The settings of config.yaml, a named tuple as the model's classes are
+    (model.py says why not a dataclass). dns and address_pools are tuples;
+    store, advertise and host are the overlay keys, read as given: their
+    meaning is the overlay driver's."""
+
+    __slots__ = ()
 
 
 def iter_pool_subnets(pools: Iterable[AddressPool]) -> Iterator[Network]:
@@ -87,7 +83,7 @@ def with_overrides(config: Config, firewall: str | None = None) -> Config:
         return config
     if firewall not in FIREWALLS:
         raise InvalidInput(f"firewall must be one of {', '.join(FIREWALLS)}, not {firewall!r}")
-    return dataclasses.replace(config, firewall=firewall)
+    return config._replace(firewall=firewall)
 
 
 def load_config(path: str, *, must_exist: bool) -> Config:
@@ -196,4 +192,4 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_FIELDS = {f.name for f in dataclasses.fields(Config)}
+_FIELDS = set(Config._fields)

@@ -9,20 +9,19 @@ A missing host port (`80`, `127.0.0.1::80`) means "pick a free one".
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import InvalidInput
 
 PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-@dataclass(frozen=True)
-class PortSpec:
-    protocol: str
-    port: int  # first sandbox port
-    count: int  # how many consecutive ports
-    host_ip: str | None  # None: every host address (of each family the endpoint has)
-    host_port: int | None  # None: pick a free one
+class PortSpec(namedtuple("PortSpec", "protocol port count host_ip host_port")):
+    """protocol; port: the first sandbox port; count: how many consecutive
+    ports; host_ip: None for every host address (of each family the endpoint
+    has); host_port: None to pick a free one."""
+
+    __slots__ = ()
 
 
 def _port(text: str, spec: str) -> int:

@@ -4,7 +4,7 @@ out and planned again without a kernel."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from cnet.model import replace
 
 from cnet import bandwidth, portspec
 from cnet.config import Config

@@ -6,7 +6,7 @@ touches none, and pyroute2 is made unimportable so nothing else can."""
 
 import sys
 import types
-from dataclasses import replace
+from cnet.model import replace
 
 import pytest
 

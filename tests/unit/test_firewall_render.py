@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import replace
+from cnet.model import replace
 
 import pytest
 
@@ -251,7 +251,7 @@ def test_plan_leaves_out_networks_whose_driver_asks_nothing():
 
 def test_plan_no_masquerade_network_is_not_masqueraded_but_still_hairpinned():
     state = golden_state()
-    state.networks["dual0"].masquerade = False
+    state.networks["dual0"] = replace(state.networks["dual0"], masquerade=False)
     s = inputs(state).plan().structure
     assert s.masquerade4 == () and s.masquerade6 == ()
     assert s.subnets4 == ("10.89.0.0/24", "10.90.0.0/24") and s.subnets6 == ("fd00:89::/64",)

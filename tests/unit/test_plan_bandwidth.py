@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
+from cnet.model import replace
 
 import pytest
 
@@ -189,7 +189,7 @@ def test_limits_go_to_the_state_file_and_back():
 def test_an_endpoint_whose_limits_are_cleared_is_as_one_that_never_had_them():
     state = a_state()
     cleared = replace(state.endpoints[0], limits=None)
-    assert "limits" not in vars(cleared) and cleared.limits is None
+    assert "limits" not in cleared.to_dict() and cleared.limits is None
     assert cleared == replace(a_state(None).endpoints[0])
     assert "limits" not in json.loads(encode(State(state.networks, state.sandboxes, [cleared])))["endpoints"][0]
 

@@ -1,6 +1,6 @@
 """State.copy()/restore(): what `cnet batch` relies on to undo a failed line in memory."""
 
-from dataclasses import replace
+from cnet.model import replace
 
 from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
 from cnet.state import encode

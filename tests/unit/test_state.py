@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from dataclasses import replace
+from cnet.model import replace
 
 import pytest
 import yaml
@@ -405,7 +405,7 @@ def test_a_concurrent_reader_never_sees_a_partial_file(path):
 # One process, one store (so its kept state is checked against the other's writes).
 WORKER = textwrap.dedent("""\
     import sys
-    from dataclasses import replace
+    from cnet.model import replace
     from cnet.core.base import CnetBase
 
     api = CnetBase(state=sys.argv[1])
@@ -479,7 +479,7 @@ def test_an_object_that_is_not_json_is_a_type_error():
 
 
 def one_call_each(objects):
-    return [json.dumps(vars(o), ensure_ascii=False, separators=(", ", ": ")) for o in objects]
+    return [json.dumps(o.to_dict(), ensure_ascii=False, separators=(", ", ": ")) for o in objects]
 
 
 @pytest.mark.parametrize("hosts", [
@@ -553,7 +553,7 @@ def test_saving_again_reuses_the_lines_of_unchanged_objects_only():
     encode(state, "0" * 16, memo)
     assert {id(o) for o, _ in memo.values()} == {id(o) for o in [*state.sandboxes.values(), *state.endpoints,
                                                                     *state.ports]}
-    state.ports = [PortMapping(**{**vars(p), "host_port": 9999}) for p in state.ports]  # replaced
+    state.ports = [replace(p, host_port=9999) for p in state.ports]  # replaced
     text = encode(state, "1" * 16, memo)
     assert json.loads(text)["ports"][0]["host_port"] == 9999
     assert len(memo) == len(state.sandboxes) + len(state.endpoints) + len(state.ports)  # no old objects kept

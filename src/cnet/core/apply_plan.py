@@ -20,11 +20,11 @@ attachments, sandboxes, networks), then creations from the roots out
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..config import Config
 from ..errors import Conflict
-from ..model import Endpoint, Limits, PortMapping, State
+from ..model import Endpoint, Limits, PortMapping, State, replace
 from . import networks as network_plans
 from . import ports as port_plans
 from . import routers as router_plans

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from ..config import Config, config_path, load_config, with_overrides
 from ..errors import CnetError, Incomplete
@@ -98,20 +97,20 @@ class Undo:
         return False
 
 
-@dataclass
 class Change:
-    """One transaction in progress."""
+    """One transaction in progress. (Plain classes here and in Batch, not
+    dataclasses: model.py says why.)"""
 
-    state: State
-    undo: Undo
-    kernel: Kernel
-    after: list[Callable[[], None]] = field(default_factory=list)  # run once the state is saved
-    changed: bool = True  # False: the operation found nothing to do; the state file is not rewritten
-    in_batch: bool = False  # part of `cnet batch`: the firewall and the state are written at its end
-    hosts_networks: set[str] = field(default_factory=set)  # hosts files to rewrite once saved
-    hosts_sandboxes: set[str] = field(default_factory=set)
-    leftovers: list[str] = field(default_factory=list)  # what a teardown could not remove
-    irreversible: bool = False  # a teardown has begun: a held signal no longer rolls the operation back
+    def __init__(self, state: State, undo: Undo, kernel: Kernel, *, changed: bool = True,
+                 in_batch: bool = False):
+        self.state, self.undo, self.kernel = state, undo, kernel
+        self.after: list[Callable[[], None]] = []  # run once the state is saved
+        self.changed = changed  # False: the operation found nothing to do; the state file is not rewritten
+        self.in_batch = in_batch  # part of `cnet batch`: the firewall and the state are written at its end
+        self.hosts_networks: set[str] = set()  # hosts files to rewrite once saved
+        self.hosts_sandboxes: set[str] = set()
+        self.leftovers: list[str] = []  # what a teardown could not remove
+        self.irreversible = False  # a teardown has begun: a held signal no longer rolls the operation back
 
     def nothing_to_do(self) -> None:
         self.changed = False
@@ -139,17 +138,15 @@ class Change:
         self.hosts_sandboxes.update(sandboxes)
 
 
-@dataclass
 class Batch:
     """`cnet batch`: many operations under one lock on one state in memory.
     Each line is still a transaction of its own in the kernel; the firewall,
     the state file and the hosts files are written once, at the end, for the
     lines that succeeded."""
 
-    state: State
-    kernel: Kernel
-    firewall_before: object
-    total: Change | None = None  # what the lines that succeeded did, written at the end
+    def __init__(self, state: State, kernel: Kernel, firewall_before: object):
+        self.state, self.kernel, self.firewall_before = state, kernel, firewall_before
+        self.total: Change | None = None  # what the lines that succeeded did, written at the end
 
 
 class CnetBase:

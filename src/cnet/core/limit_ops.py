@@ -4,11 +4,10 @@ network's driver; see drivers/base.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from .. import bandwidth, drivers
 from ..errors import InvalidInput, NotFound
-from ..model import Endpoint, Limits, Network
+from ..model import Endpoint, Limits, Network, replace
 from .base import CnetBase
 
 LIMIT_OPTIONS = ("ingress_rate", "ingress_burst", "egress_rate", "egress_burst")

@@ -3,11 +3,10 @@ driver's business (drivers/): nothing here knows what a bridge is."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from .. import drivers
 from ..errors import Conflict, NotFound
-from ..model import Network, State
+from ..model import Network, State, replace
 from . import networks
 from .base import CnetBase
 

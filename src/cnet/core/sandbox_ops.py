@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 
 from .. import drivers
 from ..drivers.base import add_default_routes
 from ..errors import CnetError, Conflict, InvalidInput, NotFound, OperationFailed
-from ..model import Endpoint, Sandbox, State
+from ..model import Endpoint, Sandbox, State, replace
 from ..resolver import etc_dir
 from . import routers, sandboxes
 from .base import Change, CnetBase

@@ -7,12 +7,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ipam import SubnetPool
-from ..model import Endpoint, Network, Sandbox, State, Subnet
+from ..model import Endpoint, Network, Sandbox, State, Subnet, replace
 from ..names import SANDBOX_NAME, check_ifname
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")

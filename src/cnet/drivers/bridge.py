@@ -11,12 +11,11 @@ link-local address). Every step is registered for undo as soon as it is done.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, OperationFailed
 from ..kernel import sysctl
-from ..model import Endpoint, Network, State
+from ..model import Endpoint, Network, State, replace
 from .base import (FirewallNeeds, add_default_routes, ifb_name, reshape_endpoint, shape_endpoint, survey_limits,
                    unshape_endpoint)
 

@@ -28,11 +28,10 @@ the namespace, and its peer with it: nothing can bring it back.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
-from ..model import Endpoint, HostDevice, Network, State
+from ..model import Endpoint, HostDevice, Network, State, replace
 from ..names import check_ifname
 from .base import NO_FIREWALL, add_default_routes, reshape_endpoint, shape_endpoint, survey_limits, unshape_endpoint
 

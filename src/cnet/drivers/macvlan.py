@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from dataclasses import replace
 
 from ..errors import Conflict, InvalidInput
 from ..ipam import SubnetPool
-from ..model import Network
+from ..model import Network, replace
 from .sublink import SubLinkDriver
 
 MODES = ("bridge", "private", "vepa", "passthru")

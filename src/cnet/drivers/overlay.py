@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import replace
 
 from ..errors import Conflict, InvalidInput, OperationFailed
 from ..ipam import parse_cidr
 from ..kernel import vxlan
-from ..model import Endpoint, Network
+from ..model import Endpoint, Network, replace
 from ..store import store_url
 from . import bridge
 from . import overlay_entries as installed

@@ -18,11 +18,10 @@ ipvlan children, and a passthru macvlan beside any other).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound, OperationFailed
-from ..model import Endpoint, Network, State
+from ..model import Endpoint, Network, State, replace
 from ..names import check_ifname
 from .base import NO_FIREWALL, add_default_routes, reshape_endpoint, shape_endpoint, survey_limits, unshape_endpoint
 
