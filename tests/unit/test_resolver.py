@@ -47,3 +47,21 @@ def test_private_hosts_has_own_names_extra_entries_and_peers():
     text = Resolver.private_hosts(_Index(state), state.sandboxes["c"])
     assert text == LOCALHOST + (
         "10.0.0.4\tc\n10.9.9.9\tdb\n10.0.0.2\ta j jay\n10.0.0.3\tb bee\nfd00::3\tb bee\n10.0.0.5\td\n")
+
+
+def test_removing_a_sandboxs_files_empties_and_removes_its_directory(tmp_path, monkeypatch):
+    import cnet.resolver as resolver
+
+    monkeypatch.setattr(resolver, "ETC_NETNS", str(tmp_path))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("resolv.conf", "hosts"):
+        (flat / name).write_text("x")
+    (flat / "link").symlink_to(tmp_path / "elsewhere")  # a dangling link is a file to remove, not followed
+    nested = tmp_path / "nested"
+    (nested / "sub").mkdir(parents=True)  # a directory someone made inside: rmtree takes it all
+    (nested / "sub" / "f").write_text("x")
+    (nested / "hosts").write_text("x")
+    for name in ("flat", "nested", "never-made"):
+        Resolver.remove_sandbox(name)
+    assert list(tmp_path.iterdir()) == []

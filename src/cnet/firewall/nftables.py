@@ -189,6 +189,14 @@ def _run(script: str, json_output: bool = False) -> tuple[str, str]:
 
 _library = []  # [CDLL] once loaded, [None] if there is none
 NFT_CTX_OUTPUT_JSON = 1 << 4
+# The context of the last command, freed at the start of the next one (or
+# left to the process's end). Freeing a context closes its netlink socket,
+# and after a commit that close waits for an RCU grace period: 10-15 ms here.
+# The kernel work that follows a commit in a teardown (deleting a veth) waits
+# for a grace period anyway, after which the close costs nothing: a cnet-cni
+# DEL and a `cnet delete ns` are that much quicker (bench/results/peers.md).
+# (A list's append and pop are atomic: no two threads free one context.)
+_last_context = []
 
 
 def _run_with_library(script: str, json_output: bool) -> tuple[str, str] | None:
@@ -215,19 +223,20 @@ def _run_with_library(script: str, json_output: bool) -> tuple[str, str] | None:
     lib = _library[0]
     if lib is None:
         return None
-    ctx = lib.nft_ctx_new(0)
     try:
-        lib.nft_ctx_buffer_error(ctx)
-        lib.nft_ctx_buffer_output(ctx)
-        if json_output:
-            lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
-        failed = lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0
-        output = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
-        if failed:
-            return (lib.nft_ctx_get_error_buffer(ctx) or b"unknown error").decode(errors="replace"), output
-        return "", output
-    finally:
-        lib.nft_ctx_free(ctx)
+        lib.nft_ctx_free(_last_context.pop())
+    except IndexError:
+        pass
+    ctx = lib.nft_ctx_new(0)
+    lib.nft_ctx_buffer_error(ctx)
+    lib.nft_ctx_buffer_output(ctx)
+    if json_output:
+        lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
+    failed = lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0
+    output = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+    errors = (lib.nft_ctx_get_error_buffer(ctx) or b"unknown error").decode(errors="replace") if failed else ""
+    _last_context.append(ctx)  # only once done with: another thread's command may free it from now on
+    return errors, output
 
 
 def _canonical(value) -> str:
