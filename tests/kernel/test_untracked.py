@@ -17,6 +17,7 @@ import pytest
 from testhost import ask, serve
 
 BACKENDS = ["nftables", "iptables"]
+STATE = "/var/lib/cnet/state.yaml"
 
 
 def ok(result) -> str:
@@ -91,6 +92,47 @@ def test_without_the_untracked_rules_the_same_flows_are_tracked(net):
     assert host.cnet("check").returncode == 5  # and check sees the rules gone
     ok(host.cnet("restore"))
     assert host.cnet("check").returncode == 0
+
+
+def _as_an_older_cnet_left_it(host, rules_version):
+    """The firewall without the untracked rules, and a state recording the given rules version
+    (None: none at all, as a cnet before issue 12 wrote it)."""
+    import json
+
+    if host.env["CNET_FIREWALL"] == "nftables":
+        host.run(["nft", "delete", "chain", "inet", "cnet", "untracked"], check=True)
+    else:
+        host.run(["iptables", "-t", "raw", "-F", "CNET-NOTRACK"], check=True)
+    state = json.loads(host.read(STATE))
+    state["host"].pop("firewall_rules")
+    if rules_version is not None:
+        state["host"]["firewall_rules"] = rules_version
+    host.run(["sh", "-c", f"cat > {STATE}"], input=json.dumps(state), check=True)
+
+
+def test_an_upgraded_cnet_puts_its_new_rules_in_at_the_next_publish(net):
+    """A state an older cnet wrote (no rules version): the next change of the firewall, even one
+    that only publishes a port, rewrites the rules whole, and the flows are untracked again."""
+    host = net
+    _as_an_older_cnet_left_it(host, None)
+    assert host.cnet("check").returncode == 5
+    ok(host.cnet("publish", "other", "9090:90"))
+    assert host.cnet("check").returncode == 0
+    assert ask(host, "tcp", "10.2.0.2", 7001, ns="a") == "10.1.0.2"
+    assert not tracked(host, 4, 7001)
+    assert '"firewall_rules": ' in host.read(STATE)
+
+
+@pytest.mark.parametrize("net", ["nftables"], indirect=True)  # iptables rewrites its chains at each change
+def test_a_state_with_the_current_rules_version_only_updates_the_maps(net):
+    """The control: with the version recorded, a publish changes map elements only, so the rules
+    taken out stay out (the version is what sends an upgraded state to a full sync)."""
+    from cnet.firewall import RULES_VERSION
+
+    host = net
+    _as_an_older_cnet_left_it(host, RULES_VERSION)
+    ok(host.cnet("publish", "other", "9090:90"))
+    assert host.cnet("check").returncode == 5
 
 
 def test_isolation_holds_for_untracked_traffic(net):

@@ -4,14 +4,12 @@ out and planned again without a kernel."""
 
 from __future__ import annotations
 
-from cnet.model import replace
-
 from cnet import bandwidth, portspec
 from cnet.config import Config
 from cnet.core import networks, ports, routers, sandboxes
 from cnet.core.limit_ops import parse_limits, plan_limits
 from cnet.core.router_ops import parse_network_arg
-from cnet.model import State
+from cnet.model import State, replace
 
 
 class FakeCnet:

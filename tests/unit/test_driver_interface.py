@@ -6,7 +6,6 @@ touches none, and pyroute2 is made unimportable so nothing else can."""
 
 import sys
 import types
-from cnet.model import replace
 
 import pytest
 
@@ -16,7 +15,7 @@ from cnet.core.networks import plan_network
 from cnet.config import Config
 from cnet.drivers.base import NO_FIREWALL
 from cnet.errors import InvalidInput
-from cnet.model import Endpoint, State
+from cnet.model import Endpoint, State, replace
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-from cnet.model import replace
 
 import pytest
 
@@ -23,7 +22,7 @@ from cnet.drivers.base import NO_FIREWALL
 from cnet.errors import InvalidInput
 from cnet.firewall import plan as firewall_plan
 from cnet.firewall.plan import Dnat, FirewallPlan, Structure, dnat_changes
-from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
+from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet, replace
 from cnet.portspec import parse
 
 
@@ -644,3 +643,20 @@ def test_nft_accepts_the_scripts(name):
     result = subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=scripts[name],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# The rendered rules of each firewall.RULES_VERSION (crc32 of the golden plan's
+# nftables script and iptables-restore input of both families). A change of
+# the rules fails this test: raise RULES_VERSION (so that a state an older cnet
+# wrote gets a full sync, not a map update) and add the new version's line.
+RULES_BY_VERSION = {2: 490254658}
+
+
+def test_a_change_of_the_rules_raises_the_rules_version():
+    import zlib
+
+    from cnet import firewall
+
+    rendered = nftables.render_full(GOLDEN_PLAN) + iptables.render(GOLDEN_PLAN, 4) + iptables.render(GOLDEN_PLAN, 6)
+    assert RULES_BY_VERSION.get(firewall.RULES_VERSION) == zlib.crc32(rendered.encode()), (
+        "the rules changed: raise cnet.firewall.RULES_VERSION and record its checksum here")

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
-from cnet.model import replace
 
 import pytest
 
 from cnet import bandwidth
 from cnet.drivers.base import _directions, ifb_name
 from cnet.errors import InvalidInput, StateFileError
-from cnet.model import Endpoint, Limits, Network, Sandbox, State, Subnet
+from cnet.model import Endpoint, Limits, Network, Sandbox, State, Subnet, replace
 from cnet.state import StateStore, decode, encode
 
 from test_cli_errors import guard_the_kernel, isolated, run, state_file  # noqa: F401 (fixtures)

@@ -1,8 +1,6 @@
 """State.copy()/restore(): what `cnet batch` relies on to undo a failed line in memory."""
 
-from cnet.model import replace
-
-from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
+from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet, replace
 from cnet.state import encode
 
 

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-from cnet.model import replace
 
 import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
 from cnet.errors import StateFileError
-from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
+from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet, replace
 from cnet.state import DEFAULT_STATE_PATH, VERSION, StateStore, decode, encode, state_path
 
 

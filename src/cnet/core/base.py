@@ -279,12 +279,15 @@ class CnetBase:
             return
 
         after = self._firewall_inputs(c.state)
-        name, previous = self.config.firewall, c.state.host.get("firewall")
+        host = c.state.host
+        name, previous = self.config.firewall, host.get("firewall")
+        current = host.get("firewall_rules") == firewall.RULES_VERSION  # else an older cnet's rules
         if after.empty:
-            c.state.host.pop("firewall", None)
+            host.pop("firewall", None)
+            host.pop("firewall_rules", None)
         else:
-            c.state.host["firewall"] = name
-        if previous == name and after.structure == before.structure and not after.empty:
+            host["firewall"], host["firewall_rules"] = name, firewall.RULES_VERSION
+        if previous == name and current and after.structure == before.structure and not after.empty:
             # Only published ports can differ: the common case, in time proportional to the change.
             gone, added = dnat_changes(before, after)
             if gone or added:
@@ -294,7 +297,8 @@ class CnetBase:
         else:
             old, new = before.plan(), after.plan()
             if not (new == old and old.empty):
-                self.warnings += firewall.sync(name, previous, old if previous else None, new, self.owner)
+                known = old if previous and current else None  # an older cnet's rules: made anew, whole
+                self.warnings += firewall.sync(name, previous, known, new, self.owner)
                 # undo: back to `old`, made by the backend that made it
                 undo_backend = previous or name
                 c.undo.callback(firewall.sync, undo_backend, name if undo_backend != name else None, new, old,

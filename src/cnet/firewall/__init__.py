@@ -15,6 +15,15 @@ from collections.abc import Callable
 
 from .plan import Dnat, FirewallPlan
 
+# The version of the rules the backends write besides the sets and maps (the
+# chains and their rules), recorded in the state (host.firewall_rules) at
+# each full sync. A state that records another version, or none (written by
+# an older cnet), gets a full sync at its next change of the firewall rather
+# than an update of its maps, so that an upgraded cnet's new rules reach the
+# kernel without a `cnet restore`. tests/unit/test_firewall_render.py pins the
+# rendered rules of each version: changing them fails it until this is raised.
+RULES_VERSION = 2
+
 
 def backend(name: str, owner):
     """Backend `name` for the rules of owner (owner.Owner: whose table or chains)."""
