@@ -324,3 +324,26 @@ def test_agent_restore_repairs_drift(cluster):
             server.kill()
     for h in hosts(cluster):
         ok(h.cnet("delete", "network", "ovx", "--force"))
+
+
+def test_apply_of_an_overlay_on_two_hosts_pings_across_round_trips_and_prunes(cluster):
+    h1, h2, _ = hosts(cluster)
+    files = {n: f"version: 1\nnetworks:\n  ova: {{driver: overlay, subnet: 10.71.0.0/24}}\n"
+                f"sandboxes:\n  s{n}: {{networks: [ova]}}\n" for n in (1, 2)}
+    for n, h in ((1, h1), (2, h2)):
+        h.run(["sh", "-c", "cat > /etc/cnet/ova.yaml"], input=files[n], check=True)
+        assert "+ create network ova (overlay 10.71.0.0/24)" in ok(h.cnet("apply", "/etc/cnet/ova.yaml"))
+    # again: no change, and h1 learns h2's endpoint (apply syncs its overlays, as create overlay does)
+    assert ok(h1.cnet("apply", "/etc/cnet/ova.yaml")).strip() == "no changes"
+    assert pings(h1, "s1", address_of(h2, "s2", "ova")) and pings(h2, "s2", address_of(h1, "s1", "ova"))
+    exported = ok(h1.cnet("export"))
+    assert "driver: overlay" in exported and "vtep" not in exported
+    h1.run(["sh", "-c", "cat > /etc/cnet/ova-export.yaml"], input=exported, check=True)
+    dry = h1.cnet("apply", "/etc/cnet/ova-export.yaml", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.strip() == "no changes", dry.stdout + dry.stderr
+    for h in (h1, h2):
+        h.run(["sh", "-c", "printf 'version: 1\\n' > /etc/cnet/empty.yaml"], check=True)
+        assert "- delete network ova" in ok(h.cnet("apply", "/etc/cnet/empty.yaml", "--prune"))
+        assert "ova" not in h.links()
+    for prefix in ("/cnet/networks/ova", "/cnet/members/ova/", "/cnet/addrs/ova/", "/cnet/cursor/ova/"):
+        assert ok(cluster.etcdctl("get", "--prefix", "--keys-only", prefix)).strip() == "", prefix

@@ -26,6 +26,10 @@ class FakeCnet:
         return self.state
 
     def create_network(self, driver, name, **request):
+        if driver == "overlay":  # what drivers/overlay.py join() fills in from the config and a new store
+            options = {"vni": 4096, **request.get("options", {}), "store": "etcd://10.0.0.1:2379", "host": "h1",
+                       "vtep": "10.0.0.11"}
+            request = {**request, "mtu": request.get("mtu") or 1450, "options": options}
         self.state.networks[name] = networks.plan_network(self.state, self.config, name, driver=driver, **request)
 
     def delete_network(self, name):

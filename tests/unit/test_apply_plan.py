@@ -232,3 +232,33 @@ def test_limits_change_in_place_and_a_limit_left_out_is_cleared():
     assert [s.kwargs for s in p.steps] == [{"clear": True}]
     p = plan(FakeCnet().state, load(limited))
     assert p.steps[5].kwargs == {"limits": {"ingress_rate": "10mbit"}}  # a new endpoint is attached with them
+
+
+OVERLAY = """\
+version: 1
+networks:
+  ov: {driver: overlay, subnet: 10.60.0.0/24}
+sandboxes:
+  a: {networks: [ov]}
+"""
+
+
+def test_an_overlay_is_created_like_create_overlay_and_planned_again_is_no_change():
+    fake = applied(OVERLAY)
+    assert fake.state.networks["ov"].options["vni"] == 4096 and fake.state.networks["ov"].mtu == 1450
+    assert replan(fake, OVERLAY).empty  # the store's VNI and MTU, left out of the file, are no change
+    exported = topology.dump(topology.export(fake.state, fake.config))
+    assert "vni: 4096" in exported and "store" not in exported and "vtep" not in exported
+    assert replan(fake, exported).empty
+
+
+def test_a_changed_overlay_key_replaces_it_and_prune_deletes_it():
+    fake = applied(OVERLAY)
+    p = replan(fake, OVERLAY.replace("subnet: 10.60.0.0/24", "subnet: 10.60.0.0/24, vni: 5000"))
+    assert p.lines[0] == "-/+ replace network ov: vni 4096 -> 5000"
+    assert methods(p) == ["detach endpoint a/ov", "delete_network network ov", "create_network network ov",
+                          "attach endpoint a/ov"]
+    p = replan(fake, OVERLAY.replace("subnet: 10.60.0.0/24", "subnet: 10.60.0.0/24, mtu: 1400"))
+    assert p.lines[0] == "-/+ replace network ov: mtu 1450 -> 1400"
+    p = replan(fake, "version: 1\n", prune=True)
+    assert "- delete network ov" in p.lines and "delete_network network ov" in methods(p)

@@ -251,3 +251,23 @@ def test_every_example_topology_loads_and_draws(example):
         assert f'subgraph "cluster_{name}"' in dot
     for name in wanted.sandboxes:
         assert f'"sb:{name}"' in dot
+
+
+def test_an_overlay_takes_the_keys_of_create_overlay_and_refuses_others_in_one_line():
+    topo = load("networks:\n  ov: {driver: overlay, subnet: 10.60.0.0/24, vni: 42, mtu: 1400}\n")
+    assert topo.networks["ov"].request["options"] == {"vni": 42}  # the store: as for create overlay
+    assert topo.networks["ov"].request["mtu"] == 1400
+    assert load("networks:\n  ov: {driver: overlay}\n").networks["ov"].request["options"] == {}
+    bad = refused("networks:\n  ov: {driver: overlay, vni: 0}\n")
+    assert bad == "lab.yaml line 2: networks.ov: VNI 0 is out of range (1-16777215)"
+    assert "\n" not in bad
+    assert refused("networks:\n  ov: {driver: overlay, vni: x}\n").startswith(
+        "lab.yaml line 2: networks.ov.vni: must be an integer")
+    unknown = refused("networks:\n  ov: {driver: overlay, gateway: 10.60.0.9}\n")
+    assert unknown.startswith("lab.yaml line 2: networks.ov.gateway: unknown key (known:") and "vni" in unknown
+    assert "unknown key" in refused("networks:\n  ov: {driver: overlay, store: etcd://h:2379}\n")
+
+
+def test_the_picture_shows_an_overlay_with_its_vni():
+    picture = topology.dot(load("networks:\n  ov: {driver: overlay, subnet: 10.60.0.0/24, vni: 42}\n"))
+    assert "overlay 10.60.0.0/24 (vni 42)" in picture

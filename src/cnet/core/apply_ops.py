@@ -53,6 +53,12 @@ class ApplyOps(CnetBase):
                     failed = StepFailed(f"{step.what}: {e} ({done})")
                     failed.exit_code = e.exit_code
                     raise failed from e
+        # As every overlay command does (`create overlay --exist-ok`): this host's entries of the
+        # other hosts' endpoints follow the store, also when the plan was empty.
+        shared = [n for n, w in wanted.networks.items() if w.driver == "overlay"]
+        if shared:
+            _, failed = self.sync_overlays(shared)
+            self.warnings += [f"overlay {n} not synced with the store: {why}" for n, why in failed.items()]
         return plan
 
     def export_topology(self) -> str:

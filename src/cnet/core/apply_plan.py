@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from ..config import Config
 from ..errors import Conflict
 from ..model import Endpoint, Limits, PortMapping, State, replace
-from . import networks as network_plans
 from . import ports as port_plans
 from . import routers as router_plans
 from .topology import (ENDPOINT_KEYS, Topology, WantedEndpoint, WantedNetwork, WantedRouter, WantedSandbox,
-                       families_of, network_keys, port_specs, sandbox_keys)
+                       families_of, network_keys, plan_wanted, port_specs, sandbox_keys)
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class _Planner:
 
     def _planned(self, wanted: WantedNetwork, existing=None):
         """The network the file asks for, with what a missing subnet would be: the existing one's."""
-        net = network_plans.plan_network(State(), self.config, wanted.name, driver=wanted.driver, **wanted.request)
+        net = plan_wanted(State(), self.config, wanted.name, wanted.driver, wanted.request, existing)
         if existing is not None and not wanted.request["subnets"]:
             net = replace(net, subnets=existing.subnets)
         return net

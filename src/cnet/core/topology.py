@@ -55,6 +55,9 @@ class DriverFormat:
     keys: dict[str, str]  # key -> kind
     request: Callable[[dict], dict]  # the keys given -> internal, masquerade, options
     keys_of: Callable[[Network], dict]  # a recorded network -> its keys (export)
+    # a request completed for a pure plan (None: as it is); see _overlay_planning
+    planning: Callable[[dict, Network | None], dict] | None = None
+    without: tuple[str, ...] = ()  # keys of NETWORK_KEYS its `cnet create` does not take
 
 
 def _bridge_request(keys: dict) -> dict:
@@ -93,6 +96,35 @@ def _sublink_format(default_mode: str, flags: dict[str, str]) -> DriverFormat:
     return DriverFormat({"parent": STR, "mode": STR, **{key: BOOL for key in flags}}, request, keys_of)
 
 
+# What the planning of an overlay puts where the host's own options go (the
+# store, this host's name and VTEP): join() fills them in at create, from the
+# config and the store, as `cnet create overlay` does.
+AT_CREATE = "(at create)"
+
+
+def _overlay_planning(request: dict, existing: Network | None) -> dict:
+    """An overlay's request as a pure plan can check and compare it: what the
+    file leaves out (VNI, MTU: the store's, drivers/overlay.py join) is the
+    existing network's; for a new one, placeholders that only pass validate."""
+    from ..drivers.overlay_store import FIRST_VNI
+
+    have = existing.options if existing is not None else {}
+    options = {"vni": have.get("vni", FIRST_VNI), **request["options"],
+               **{k: have.get(k, AT_CREATE) for k in ("store", "host", "vtep")}}
+    mtu = request["mtu"] if request["mtu"] is not None or existing is None else existing.mtu
+    return {**request, "mtu": mtu, "options": options}
+
+
+def plan_wanted(state: State, config: Config, name: str, driver: str, request: dict,
+                existing: Network | None = None) -> Network:
+    """The network a topology's request plans to (networks.plan_network), with
+    its driver format's planning (an overlay's store-given settings)."""
+    fmt = DRIVER_FORMATS.get(driver)
+    if fmt is not None and fmt.planning is not None:
+        request = fmt.planning(request, existing)
+    return network_plans.plan_network(state, config, name, driver=driver, **request)
+
+
 DRIVER_FORMATS = {
     "bridge": DriverFormat({"internal": BOOL, "no-masquerade": BOOL, "no-icc": BOOL, "routed": BOOL},
                            _bridge_request, _bridge_keys),
@@ -100,6 +132,10 @@ DRIVER_FORMATS = {
     "ipvlan": _sublink_format("l2", {}),
     "hostdev": DriverFormat({"parent": STR}, lambda keys: dict(masquerade=False, options={"parent": keys.get("parent")}),
                             lambda net: {"parent": net.options.get("parent")}),
+    # `cnet create overlay`: --subnet, --mtu, --vni; the store as for it (--store, CNET_STORE, `store:`)
+    "overlay": DriverFormat({"vni": INT}, lambda keys: dict(options={k: keys[k] for k in ("vni",) if k in keys}),
+                            lambda net: {"vni": net.options.get("vni")}, _overlay_planning,
+                            without=("gateway", "ip-range")),
 }
 
 NETWORK_KEYS = {"driver": STR, "subnet": STRS, "gateway": STRS, "ip-range": STR, "mtu": INT}
@@ -343,12 +379,13 @@ def _networks(r: _Reader, node, config: Config, topo: Topology) -> dict[str, tup
         if fmt is None:
             raise r.error(driver_node, f"{where}.driver",
                           f"unknown driver {driver!r} (known: {', '.join(DRIVER_FORMATS)})")
-        keys = r.settings(value, {**NETWORK_KEYS, **fmt.keys}, where)
+        common = {k: v for k, v in NETWORK_KEYS.items() if k not in fmt.without}
+        keys = r.settings(value, {**common, **fmt.keys}, where)
         request = dict(subnets=keys.get("subnet", ()), gateways=keys.get("gateway", ()),
                        ip_range=keys.get("ip-range"), mtu=keys.get("mtu"),
                        **fmt.request({k: v for k, v in keys.items() if k in fmt.keys}))
         try:
-            net = network_plans.plan_network(explicit, config, name, driver=driver, **request)
+            net = plan_wanted(explicit, config, name, driver, request)
         except CnetError as e:
             raise r.error(value, where, str(e)) from None
         if request["subnets"]:  # a subnet from the pools is only a guess here: no other may be checked against it
@@ -670,7 +707,9 @@ def dot(topo: Topology) -> str:
     home = {name: sb.endpoints[0].network for name, sb in topo.sandboxes.items() if sb.endpoints}
     for net in topo.networks.values():
         subnets = " ".join(net.request["subnets"]) or "subnet from the pools"
-        flags = ["internal"] * bool(net.request.get("internal")) + sorted(net.request.get("options") or {})
+        options = net.request.get("options") or {}
+        flags = ["internal"] * bool(net.request.get("internal")) + [
+            k if isinstance(v, bool) else f"{k} {v}" for k, v in sorted(options.items())]
         subnets += f" ({', '.join(flags)})" if flags else ""
         lines += [f"  subgraph {quoted('cluster_' + net.name)} {{", f"    label={quoted(net.name)};",
                   f"    {node('net', net.name)} [shape=box, style=filled, fillcolor=lightblue,"
