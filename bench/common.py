@@ -154,9 +154,7 @@ def build_state(sandboxes: int, networks: int = 1, ports: int = 0):
     """A State with `sandboxes` sandboxes, each with one endpoint on one of
     `networks` bridge networks (round robin), and `ports` port mappings on the
     first sandboxes. Deterministic, so every run measures the same document."""
-    from dataclasses import replace
-
-    from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet
+    from cnet.model import Endpoint, Network, PortMapping, Sandbox, State, Subnet, replace
 
     if networks < 1 or networks > 100:
         raise ValueError("networks must be 1..100")
