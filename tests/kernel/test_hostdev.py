@@ -208,6 +208,23 @@ def test_gc_gives_back_a_link_whose_record_is_lost(lan):
     assert as_it_is(host) == before and ok(host.cnet("gc")) == "nothing to remove\n"
 
 
+def test_gc_gives_back_a_link_an_attach_killed_before_saving_left_in_a_sandbox(lan):
+    host, _ = lan
+    before = as_it_is(host)
+    ok(host.cnet("create", "hostdev", "hd", "--parent", "lan0", *SUBNET))
+    ok(host.cnet("create", "ns", "a"))
+    saved = host.read("/var/lib/cnet/state.yaml")
+    ok(host.cnet("attach", "a", "hd"))
+    host.sh(f"cat > /var/lib/cnet/state.yaml <<'EOF'\n{saved}EOF", check=True)  # the attach's save lost
+    deep = host.cnet("check", "--deep")
+    assert deep.returncode == 5 and "extra link eth0 in sandbox a" in deep.stdout, deep.stdout
+    would = ok(host.cnet("gc", "--dry-run"))
+    assert "would remove: cnet's hold on link lan0, to be given back to the host from sandbox a\n" in would, would
+    assert "removed: cnet's hold on link lan0, given back to the host from sandbox a\n" in ok(host.cnet("gc"))
+    assert as_it_is(host) == before and sandbox_links(host, "a") == ["lo"]
+    assert ok(host.cnet("check", "--deep")) == "" and ok(host.cnet("gc")) == "nothing to remove\n"
+
+
 @pytest.mark.parametrize("argv, code, words", [
     (["create", "hostdev", "x", "--parent", "nosuch", "--subnet", "10.9.0.0/24"], 3, "link nosuch"),
     (["create", "hostdev", "x", "--parent", "br0", "--subnet", "10.9.0.0/24"], 4, "link of cnet network br0"),

@@ -22,6 +22,7 @@ from testhost import ask, link_hosts, serve
 
 SUBNET = ["--subnet", "192.168.50.0/24", "--gateway", "192.168.50.1"]
 CLIENT, OUTSIDE = "192.168.50.100", "203.0.113.5"
+STATE = "/var/lib/cnet/state.yaml"
 
 
 def ok(result) -> str:
@@ -237,3 +238,27 @@ def test_limits_shape_the_sandboxs_own_interface(lan):
     assert host.cnet("check", "--deep").returncode == 0
     ok(host.cnet("detach", "a", "mv0"))
     assert "cb-eth0" not in inside(host, "a", "ip", "-o", "link")
+
+
+def test_gc_removes_a_link_an_attach_killed_before_saving_left_in_a_sandbox(lan):
+    """A macvlan link is born inside its sandbox: not on the host, where gc's
+    first look goes. The sandbox is in the state; its link and ifb are not."""
+    host, _ = lan
+    ok(host.cnet("create", "macvlan", "mv0", "--parent", "lan0", *SUBNET))
+    ok(host.cnet("create", "ns", "a"))
+    saved = host.read(STATE)
+    ok(host.cnet("attach", "a", "mv0", "--ingress-rate", "30mbit"))
+    host.sh(f"cat > {STATE} <<'EOF'\n{saved}EOF", check=True)  # as if the attach was killed before saving
+    assert ok(host.cnet("check")) == ""  # no --deep: check does not enter sandboxes
+    deep = host.cnet("check", "--deep")
+    assert deep.returncode == 5, deep.stdout
+    assert "extra link eth0 in sandbox a (tagged by cnet: endpoint a mv0; not in the state)" in deep.stdout
+    assert "extra link cb-eth0 in sandbox a" in deep.stdout
+    would = ok(host.cnet("gc", "--dry-run"))
+    assert "would remove: extra link eth0 in sandbox a" in would and "eth0" in inside(host, "a", "ip", "-o", "link")
+    removed = ok(host.cnet("gc"))
+    assert "removed: extra link eth0 in sandbox a" in removed and "removed: extra link cb-eth0" in removed
+    assert [line.split(":")[1].strip() for line in inside(host, "a", "ip", "-o", "link").splitlines()] == ["lo"]
+    assert ok(host.cnet("check", "--deep")) == "" and ok(host.cnet("gc")) == "nothing to remove\n"
+    ok(host.cnet("attach", "a", "mv0"))  # the name is free again
+    assert ok(host.cnet("check", "--deep")) == ""

@@ -11,7 +11,9 @@ Looking is cheap where it can be: host links are read from /sys/class/net,
 namespaces by a stat each, and a bridge or an endpoint's host link carries
 its tag only once it is complete (drivers set it last), so check needs no
 netlink at all (nor pyroute2's ~130 ms import); `check --deep` and restore
-also ask netlink for the addresses and look inside every sandbox.
+also ask netlink for the addresses and look inside every sandbox, and so does
+gc, for the links a killed attach left inside one (macvlan and ipvlan links
+are born there, in our link group).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class Difference:
     it concerns ("sandbox web", "endpoint web/br0"), "" for an object the state
     does not list (gc's to remove), or for the firewall as a whole."""
 
-    kind: str  # netns | network | endpoint | firewall | sysctl | file | router | route
+    kind: str  # netns | network | endpoint | firewall | sysctl | file | router | route | link | sandbox-link
+    # name: what the object is called; for a sandbox-link (a link inside a sandbox), "SANDBOX/LINK"
     name: str
     problem: str  # a phrase: "missing link cn1a2b3c4d5e"
     record: str = ""
@@ -58,7 +61,7 @@ class LifecycleOps(CnetBase):
         state = self.read_state()
         _can_look(deep)
         with Kernel(self.owner) as kernel:
-            found = self._missing(state, kernel, deep) + self._extra(state)
+            found = self._missing(state, kernel, deep) + self._extra(state, inside=kernel if deep else None)
             found += [Difference("firewall", "", line) for line in self._firewall_differences(state)]
         from . import health
 
@@ -160,9 +163,10 @@ class LifecycleOps(CnetBase):
             needed |= firewall_needs(net).sysctls
         return needed
 
-    def _extra(self, state: State, locked: bool = False) -> list[Difference]:
+    def _extra(self, state: State, locked: bool = False, inside=None) -> list[Difference]:
         """Kernel objects with this state file's tags that the state does not list.
-        locked: the caller holds the state lock (no save is in progress)."""
+        locked: the caller holds the state lock (no save is in progress).
+        inside: a Kernel to look inside the sandboxes with (check --deep, gc)."""
         from .. import state as statefile
         from ..kernel import sysfs
 
@@ -179,10 +183,35 @@ class LifecycleOps(CnetBase):
                     continue  # a hostdev link out of its sandbox: its endpoint's survey says so, restore moves it
                 what = " ".join(tag or ("link cut short",))
                 found.append(Difference("link", name, f"extra link {name} (tagged by cnet: {what}; not in the state)"))
+        if inside is not None:
+            found += self._extra_in_sandboxes(state, inside)
         for name in sorted(self.owner.marked_netns() - state.sandboxes.keys()):
             found.append(Difference("netns", name, f"extra netns {name} (tagged by cnet, not in the state)"))
         for path in statefile.stale_temp_files(self.store.path, locked):
             found.append(Difference("file", path, f"stale temporary file {path}"))
+        return found
+
+    def _extra_in_sandboxes(self, state: State, kernel) -> list[Difference]:
+        """Links with our tags inside the state's sandboxes that none of their
+        endpoints names: a macvlan or ipvlan link (born inside the sandbox, in
+        our link group), its shaping ifb, or a link cnet moved there (hostdev),
+        left by an attach killed before it saved the state."""
+        from ..drivers.base import ifb_name
+        from ..kernel import netns
+
+        found = []
+        for sb in state.sandboxes.values():
+            if sb.mode in ("host", "joined") or not netns.exists(sb.name):
+                continue  # a host sandbox has no namespace of its own; a joined one is its target's
+            names = {ep.ifname for ep in state.endpoints_of_sandbox(sb.name)}
+            names |= {ifb_name(name) for name in names}
+            tags = kernel.inside(netns.path_of(sb.name)).link_tags()
+            for name, (alias, group) in sorted(tags.items()):
+                if name in names or not self.owner.owns_link(alias, group):
+                    continue
+                what = " ".join(self.owner.read_tag(alias) or ("link cut short",))
+                found.append(Difference("sandbox-link", f"{sb.name}/{name}", f"extra link {name} in sandbox"
+                                        f" {sb.name} (tagged by cnet: {what}; not in the state)"))
         return found
 
     def _firewall_backend(self, state: State) -> str:
@@ -350,7 +379,7 @@ class LifecycleOps(CnetBase):
         removed = []
         with self.store.locked(), Kernel(self.owner) as kernel:
             state = self.store.load()
-            extra = self._extra(state, locked=True)
+            extra = self._extra(state, locked=True, inside=kernel)
             firewall_extra = [line for line in self._firewall_differences(state)
                               if "not in the state" in line or "extra" in line]
             in_store = self._stray_store_records(state, dry_run)
@@ -369,6 +398,9 @@ class LifecycleOps(CnetBase):
                     path = netns.path_of(d.name)
                     names = hostdev.held_in(kernel, path) if dry_run else hostdev.give_back_all(kernel, path)
                     removed += [held.format(name, f"from netns {d.name}") for name in names]
+                if d.kind == "sandbox-link":
+                    removed += self._remove_sandbox_link(kernel, d, dry_run, held)
+                    continue
                 if dry_run:
                     removed.append(f"would remove: {d.problem}")
                     continue
@@ -389,6 +421,24 @@ class LifecycleOps(CnetBase):
                 self.warnings += firewall.sync(name, None, None, self._firewall_inputs(state).plan(), self.owner)
                 removed += [f"removed: {x}" for x in firewall_extra]
         return removed + in_store
+
+    @staticmethod
+    def _remove_sandbox_link(kernel, d: Difference, dry_run: bool, held: str) -> list[str]:
+        """gc of an extra link inside a sandbox the state lists: one cnet moved
+        there (hostdev) goes back to the host, one cnet made is deleted."""
+        from ..kernel import netns
+
+        sandbox, name = d.name.split("/")
+        path, hostdev = netns.path_of(sandbox), drivers.get("hostdev")
+        moved = hostdev.held_in(kernel, path, frozenset([name]))
+        if moved:
+            if not dry_run:
+                hostdev.give_back_all(kernel, path, frozenset([name]))
+            return [held.format(host_name, f"from sandbox {sandbox}") for host_name in moved]
+        if dry_run:
+            return [f"would remove: {d.problem}"]
+        kernel.inside(path).delete_link(name)
+        return [f"removed: {d.problem}"]
 
     def _stray_store_records(self, state: State, dry_run: bool) -> list[str]:
         """gc of the records this host holds in a store (an overlay's addresses)

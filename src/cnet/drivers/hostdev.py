@@ -257,18 +257,21 @@ def _held(inside, owner) -> list[tuple[str, HostDevice]]:
             if (found := owner.read_device_tag(alias)) is not None]
 
 
-def held_in(kernel, sandbox_path: str) -> list[str]:
+def held_in(kernel, sandbox_path: str, only: frozenset | None = None) -> list[str]:
     """gc --dry-run: the host names of the links give_back_all would give back."""
-    return [device.name for _, device in _held(kernel.inside(sandbox_path), kernel.owner)]
+    return [device.name for name, device in _held(kernel.inside(sandbox_path), kernel.owner)
+            if only is None or name in only]
 
 
-def give_back_all(kernel, sandbox_path: str) -> list[str]:
+def give_back_all(kernel, sandbox_path: str, only: frozenset | None = None) -> list[str]:
     """gc, before a namespace it removes: the links cnet moved into it go back
     to the host as their tags say (a veth would be destroyed with it).
-    Returns their names on the host."""
+    only: just those of these names (in the namespace). Returns their names on the host."""
     inside, owner = kernel.inside(sandbox_path), kernel.owner
     given = []
     for name, device in _held(inside, owner):
+        if only is not None and name not in only:
+            continue
         index = inside.link_index(name)
         unshape_endpoint(inside, name, index, owner.group)
         fd = os.open(HOST_NETNS, os.O_RDONLY)

@@ -343,6 +343,11 @@ class Netlink:
         verbose.changed(f"link {name}{self._where} moved into {where} as {ifname}")
 
     @_guarded("cannot list links")
+    def link_tags(self) -> dict[str, tuple[str | None, int | None]]:
+        """{name: (ifalias, link group)} of every link here, from one dump."""
+        return {link.get("ifname"): (link.get("ifalias"), link.get("group")) for link in self._links()}
+
+    @_guarded("cannot list links")
     def aliases(self) -> dict[str, str]:
         """{name: ifalias} of the links that have an ifalias."""
         return {link.get("ifname"): link.get("ifalias") for link in self._links() if link.get("ifalias")}
