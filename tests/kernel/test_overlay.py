@@ -341,6 +341,13 @@ def test_apply_of_an_overlay_on_two_hosts_pings_across_round_trips_and_prunes(cl
     h1.run(["sh", "-c", "cat > /etc/cnet/ova-export.yaml"], input=exported, check=True)
     dry = h1.cnet("apply", "/etc/cnet/ova-export.yaml", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.strip() == "no changes", dry.stdout + dry.stderr
+    # another subnet on h1 alone: h2 holds ova, so the store would refuse it; refused before anything is done
+    h1.run(["sh", "-c", "cat > /etc/cnet/ova2.yaml"], input=files[1].replace("10.71.0.0", "10.72.0.0"), check=True)
+    state = h1.read("/var/lib/cnet/state.yaml")
+    other = h1.cnet("apply", "/etc/cnet/ova2.yaml")
+    assert other.returncode == 4 and "overlay ova is held by host(s) h2" in other.stderr, other.stderr
+    assert "nothing was done" in other.stderr and h1.read("/var/lib/cnet/state.yaml") == state
+    assert pings(h1, "s1", address_of(h2, "s2", "ova"))
     for h in (h1, h2):
         h.run(["sh", "-c", "printf 'version: 1\\n' > /etc/cnet/empty.yaml"], check=True)
         assert "- delete network ova" in ok(h.cnet("apply", "/etc/cnet/empty.yaml", "--prune"))

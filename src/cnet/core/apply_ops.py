@@ -42,8 +42,10 @@ class ApplyOps(CnetBase):
 
         wanted = self.load_topology(text, source)  # a bad file: nothing is locked, nothing done
         with self.batch():
-            plan = apply_plan.plan(self.read_state(), wanted, self.config, prune)
+            state = self.read_state()
+            plan = apply_plan.plan(state, wanted, self.config, prune)
             show(plan)
+            _refuse_shared_replacements(state, plan)
             for number, step in enumerate(plan.steps, start=1):
                 progress(number, len(plan.steps), step)
                 try:
@@ -94,3 +96,25 @@ def _render(dot: bytes, fmt: str) -> bytes:
     if done.returncode != 0:
         raise OperationFailed(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
+
+
+def _refuse_shared_replacements(state, plan: apply_plan.Plan) -> None:
+    """A network that other hosts share through a store (overlay) keeps its
+    settings while any of them holds it: replacing it here would leave it on
+    this host and then be refused by the store. Refused before any step."""
+    from .. import drivers
+    from ..errors import Conflict
+
+    deleted = {step.args[0] for step in plan.steps if step.method == "delete_network"}
+    for step in plan.steps:
+        if step.method != "create_network" or step.args[1] not in deleted:
+            continue
+        net = state.networks[step.args[1]]
+        if step.args[0] != net.driver:
+            continue  # a network of another driver: the store's record is left to the other hosts
+        held_elsewhere = getattr(drivers.get(net.driver), "held_elsewhere", None)  # optional (drivers/base.py)
+        others = held_elsewhere(net) if held_elsewhere is not None else []
+        if others:
+            raise Conflict(f"overlay {net.name} is held by host(s) {', '.join(others)} with its settings now:"
+                           " it cannot be replaced on this host alone (delete it on those hosts first);"
+                           " nothing was done")

@@ -59,6 +59,9 @@ and addresses live in etcd, so that every host makes the same network):
     stray_records(net, endpoints) -> list[(what, release)]
         this host's records in the store that none of the state's endpoints
         holds (`cnet gc` calls each release).
+    held_elsewhere(net) -> list[str]
+        the other hosts that hold the network: `apply` refuses to replace
+        it while there are any, before it does anything.
 
 For `cnet check` and `cnet restore` (core/lifecycle.py):
 

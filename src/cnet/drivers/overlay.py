@@ -309,6 +309,13 @@ def repair_network(net: Network, kernel, undo) -> None:
     sync(net, kernel, full=True)
 
 
+def held_elsewhere(net: Network) -> list[str]:
+    """The other hosts that hold the overlay in the store: while one does,
+    the store keeps its definition, and a replacement with other settings
+    would be refused after this host had left it."""
+    return sorted(records.holders(_db(net), net.name) - {net.options["host"]})
+
+
 def stray_records(net: Network, endpoints) -> list[tuple[str, object]]:
     """(what, its release) for each address record of this host in the store
     that none of these endpoints (the state's, on net) holds: what an attach

@@ -172,6 +172,13 @@ def leave(db, net: Network, host: str) -> list[tuple[str, str]]:
     raise Conflict(f"overlay {name}: other hosts kept changing it; run the delete again")
 
 
+def holders(db, name: str) -> set[str]:
+    """The hosts that hold the network: its members, and the hosts of its address records."""
+    members, _ = db.get_prefix(members_prefix(name))
+    addresses, _ = db.get_prefix(addr_prefix(name))
+    return {kv.key.rsplit("/", 1)[1] for kv in members} | {kv.json().get("host") for kv in addresses} - {None}
+
+
 def put_back(db, pairs: list[tuple[str, str]]) -> None:
     """Undo of leave(): each key it deleted, where none was written since."""
     for key, value in pairs:
