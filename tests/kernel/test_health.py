@@ -268,6 +268,9 @@ def test_ls_marks_what_was_deleted_behind_cnets_back(routed):
     assert statuses(routed, "ports") == {"db/br0": "missing"}
     assert ok(routed.cnet("ls", "ns")).splitlines()[2].split() == ["db", "none", "-", "br0", "missing"]
     assert ok(routed.cnet("ls", "ns", "-q")) == "web\ndb\nside\n"
+    routed.run(["touch", "/run/netns/db"], check=True)  # a stale file there: not a namespace handle
+    assert statuses(routed, "ns")["db"] == "missing"
+    routed.run(["rm", "/run/netns/db"], check=True)
 
     veth = json.loads(ok(routed.cnet("ls", "endpoints", "--json")))[0]["host_ifname"]
     routed.run(["ip", "link", "delete", veth], check=True)  # web's host link, its namespace still there

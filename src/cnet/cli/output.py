@@ -12,8 +12,8 @@ from .views import mapping_lines
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    # one echo: click.echo costs ~15 µs a call, 15 ms for `ls` of 1,000 sandboxes
+    click.echo("\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [headers, *rows]))
 
 
 def as_json(value) -> None:

@@ -3,7 +3,7 @@
 `ls` marks each record whose kernel object is gone: a network without its
 link, a sandbox without its namespace, an endpoint without either, a port
 without its endpoint. It reads /sys/class/net (one listing) and /run/netns
-(a stat or two a sandbox) only: no netlink, so no pyroute2 to import.
+(one listing, and a stat a name there) only: no netlink, so no pyroute2 to import.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ class _Presence:
         from ..kernel import sysfs
 
         self.links = sysfs.link_names()
-        self._netns: dict[str, bool] = {}
+        self._netns: set[str] | None = None  # read on first use: `ls networks` needs none
 
     def netns(self, name: str) -> bool:
-        if name not in self._netns:
+        if self._netns is None:
             from ..kernel import netns
 
-            self._netns[name] = netns.exists(name)
-        return self._netns[name]
+            self._netns = netns.handles()
+        return name in self._netns
 
     def network(self, net: Network) -> str:
         return OK if drivers.get(net.driver).links(net, ()) <= self.links else MISSING
