@@ -129,6 +129,15 @@ def environment() -> dict:
     }
 
 
+def table_path(name: str, args: argparse.Namespace, suffix: str = ".md", whole: bool = True) -> Path:
+    """Where a bench writes its table (or plot): bench/results/NAME.md, kept
+    in git, for a full run of all it measures; NAME.partial.md (ignored by
+    git) for a --quick run or a part of it (whole=False), so that a smoke run
+    never overwrites the figures of the last full one."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    return RESULTS_DIR / (f"{name}{suffix}" if whole and not args.quick else f"{name}.partial{suffix}")
+
+
 def write_results(name: str, args: argparse.Namespace, params: dict, results: list[dict]) -> Path:
     """Write bench/results/<name>.json and return its path. Times are in seconds."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

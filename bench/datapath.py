@@ -1027,8 +1027,8 @@ def outside(args) -> int:
 
     text = report(args, docs, rows, failed, notes, wall)
     print(text)
-    common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (common.RESULTS_DIR / "datapath.md").write_text(text, encoding="utf-8")
+    table = common.table_path("datapath", args, whole=not args.paths)
+    table.write_text(text, encoding="utf-8")
     version = subprocess.run(["iperf3", "--version"], capture_output=True, text=True).stdout.splitlines()
     path = common.write_results("datapath", args, {
         "seconds": QUICK_SECONDS if args.quick else SECONDS,
@@ -1057,7 +1057,7 @@ def outside(args) -> int:
     doc["unit"] = ("throughput_bps: bits per second (iperf3 receiver); latency: microseconds "
                    "(one round trip of 1 byte); ratios: plain numbers")
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    print(f"raw figures: {os.path.relpath(path, ROOT)}; table: bench/results/datapath.md")
+    print(f"raw figures: {os.path.relpath(path, ROOT)}; table: {os.path.relpath(table, ROOT)}")
     if failed:
         for line in grouped(failed):
             print(f"bench/datapath.py: failed: {line}", file=sys.stderr)

@@ -872,8 +872,8 @@ def outside(args) -> int:
     text = report(args, plan, rows, skipped, failed, pub, vers, wall, budget_note)
     print(text)
 
-    common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (common.RESULTS_DIR / "peers.md").write_text(text, encoding="utf-8")
+    table = common.table_path("peers", args, whole=not args.only)
+    table.write_text(text, encoding="utf-8")
     path = common.write_results("peers", args, {
         "plan": {n: [list(x) for x in p] for n, p in plan.items()},
         "publish": pconf if do_publish else None,
@@ -893,10 +893,10 @@ def outside(args) -> int:
         doc = json.loads(path.read_text(encoding="utf-8"))
         doc["publish"] = pub
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    print(f"raw figures: {os.path.relpath(path, ROOT)}; table: bench/results/peers.md")
+    print(f"raw figures: {os.path.relpath(path, ROOT)}; table: {os.path.relpath(table, ROOT)}")
     if rows:
         import plot
-        png, why = plot.plot(rows, common.RESULTS_DIR / "peers.png", pub)
+        png, why = plot.plot(rows, common.table_path("peers", args, ".png", whole=not args.only), pub)
         print(f"plot: {os.path.relpath(png, ROOT)}" if png else f"plot skipped: {why}")
     if failed:
         for name, why in failed.items():

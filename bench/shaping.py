@@ -113,8 +113,7 @@ def measure(args) -> None:
         "- tbf counts whole frames, iperf3 the TCP payload (1448 of 1514 bytes): ~96 % is an exact shaping.",
         f"- whole run {wall:.0f} s; raw figures in bench/results/shaping.json", ""])
     print(text)
-    common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (common.RESULTS_DIR / "shaping.md").write_text(text, encoding="utf-8")
+    common.table_path("shaping", args).write_text(text, encoding="utf-8")
     common.write_results("shaping", args, {"seconds": seconds, "rates": [r for r, _ in RATES], "target": TARGET,
                                            "kernel": os.uname().release}, results)
 
