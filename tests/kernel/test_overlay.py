@@ -344,6 +344,8 @@ def test_apply_of_an_overlay_on_two_hosts_pings_across_round_trips_and_prunes(cl
     # another subnet on h1 alone: h2 holds ova, so the store would refuse it; refused before anything is done
     h1.run(["sh", "-c", "cat > /etc/cnet/ova2.yaml"], input=files[1].replace("10.71.0.0", "10.72.0.0"), check=True)
     state = h1.read("/var/lib/cnet/state.yaml")
+    dry = h1.cnet("apply", "/etc/cnet/ova2.yaml", "--dry-run")
+    assert dry.returncode == 4 and "overlay ova is held by host(s) h2" in dry.stderr, dry.stdout + dry.stderr
     other = h1.cnet("apply", "/etc/cnet/ova2.yaml")
     assert other.returncode == 4 and "overlay ova is held by host(s) h2" in other.stderr, other.stderr
     assert "nothing was done" in other.stderr and h1.read("/var/lib/cnet/state.yaml") == state

@@ -24,10 +24,13 @@ class ApplyOps(CnetBase):
         return topology.load(text, self.config, source)
 
     def plan_topology(self, text: str, source: str, *, prune: bool = False) -> apply_plan.Plan:
-        """What apply would do (reads only)."""
+        """What apply would do (reads only; the store too, for an overlay it would replace)."""
         from . import apply_plan
 
-        return apply_plan.plan(self.read_state(), self.load_topology(text, source), self.config, prune)
+        state = self.read_state()
+        plan = apply_plan.plan(state, self.load_topology(text, source), self.config, prune)
+        _refuse_shared_replacements(state, plan)  # what apply would refuse, a dry run refuses too
+        return plan
 
     def apply_topology(self, text: str, source: str, *, prune: bool = False,
                        show: Callable[[apply_plan.Plan], None] = lambda plan: None,
