@@ -86,9 +86,11 @@ def test_get_prefix_has_exactly_the_prefix_and_its_revision(cluster):
         db.put("/t/pre/d", "later")
         _, later = db.get_prefix("/t/pre/")
         out({"keys": [kv.key for kv in kvs], "values": [kv.value for kv in kvs],
-             "newest": max(kv.mod_revision for kv in kvs), "revision": revision, "later": later})
+             "newest": max(kv.mod_revision for kv in kvs), "revision": revision, "later": later,
+             "keys_only": db.keys("/t/pre/")})
     """)
     assert got["keys"] == ["/t/pre/a", "/t/pre/b/deeper", "/t/pre/c"]
+    assert got["keys_only"] == [*got["keys"], "/t/pre/d"]
     assert got["values"] == got["keys"]
     # The revision read at: the last put made it (only this test writes now).
     assert got["revision"] == got["newest"] + 3  # "/t/pre0", "/t/prd/x", "/t/pre" came after "/t/pre/c"
@@ -187,6 +189,7 @@ CALLS = {
     "put": "db.put(KEY, 'v')",
     "get": "db.get(KEY)",
     "get_prefix": "db.get_prefix(KEY + '/')",
+    "keys": "db.keys(KEY + '/')",
     "txn": "db.txn([absent(KEY + '/cas')], [put(KEY + '/cas', 'v')])",
     "grant": "db.grant(30)",
     "keepalive": "db.keepalive(db.grant(30) if GRANTS else 1)",  # 1: none could be granted, ask anyway

@@ -39,6 +39,9 @@ class MemoryStore:
     def get_prefix(self, prefix):
         return [self._kv(k) for k in sorted(self.data) if k.startswith(prefix)], self.revision
 
+    def keys(self, prefix):
+        return [k for k in sorted(self.data) if k.startswith(prefix)]
+
     def put(self, key, value, lease=0):
         self._apply(records.put(key, value))
 

@@ -210,15 +210,16 @@ def reserve(db, net: Network, ep: Endpoint, pinned: set[str], host: str, vtep: s
     prefix = addr_prefix(net.name)
     value = {"host": host, "sandbox": ep.sandbox, "mac": ep.mac, "vtep": vtep}
     for _ in range(ATTEMPTS):
-        kvs, _ = db.get_prefix(prefix)
-        used = {kv.key[len(prefix):]: kv.json() for kv in kvs}
+        used = {key[len(prefix):] for key in db.keys(prefix)}  # the values only for a conflict's message
         cursors = {p.version: db.get(cursor_key(net.name, p.version)) for p in pools}
         chosen, compare, success = [], [], []
         for pool in pools:
             wanted = next((ip for ip in pinned if ipaddress.ip_address(ip).version == pool.version), None)
             if wanted is not None:
-                holder = used.get(str(ipaddress.ip_address(wanted)))
+                taken = str(ipaddress.ip_address(wanted))
+                holder = db.get(prefix + taken) if taken in used else None  # None: released since
                 if holder is not None:
+                    holder = holder.json()
                     raise Conflict(f"address {wanted} is already in use on network {net.name}"
                                    f" (sandbox {holder['sandbox']} on host {holder['host']})")
                 ip = pool.check_request(wanted, ())

@@ -185,6 +185,11 @@ class Etcd:
         answer = self.call("kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))})
         return [KV(kv) for kv in answer.get("kvs", [])], int(answer["header"]["revision"])
 
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under prefix, without the values (etcd sends none: less to read and decode)."""
+        answer = self.call("kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix)), "keys_only": True})
+        return [_unb64(kv.get("key")) for kv in answer.get("kvs", [])]
+
     def put(self, key: str, value, lease: int = 0) -> None:
         self.call("kv/put", put(key, value, lease)["request_put"])
 
