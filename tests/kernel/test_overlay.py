@@ -356,3 +356,34 @@ def test_apply_of_an_overlay_on_two_hosts_pings_across_round_trips_and_prunes(cl
         assert "ova" not in h.links()
     for prefix in ("/cnet/networks/ova", "/cnet/members/ova/", "/cnet/addrs/ova/", "/cnet/cursor/ova/"):
         assert ok(cluster.etcdctl("get", "--prefix", "--keys-only", prefix)).strip() == "", prefix
+
+
+def test_an_ipv6_underlay_carries_full_size_frames_and_one_family_is_kept(cluster):
+    """advertise: an IPv6 address on h1 and h2. The MTU is the underlay's less
+    70 (IPv6's outer header is 20 bytes more than IPv4's): a frame of the
+    overlay's full MTU crosses with DF set. h3, on IPv4, cannot join."""
+    h1, h2, h3 = hosts(cluster)
+    try:
+        for n, h in ((1, h1), (2, h2)):
+            h.run(["ip", "addr", "add", f"fd77::1{n}/64", "dev", "eth0", "nodad"], check=True)
+            config = h.read("/etc/cnet/config.yaml").replace(f"advertise: {address(n)}", f"advertise: fd77::1{n}")
+            h.run(["sh", "-c", "cat > /etc/cnet/config.yaml"], input=config, check=True)
+        ok(h1.cnet("create", "overlay", "ov6", "--subnet", "10.73.0.0/24"))
+        ok(h2.cnet("create", "overlay", "ov6"))
+        view = json.loads(ok(h2.cnet("inspect", "ov6", "--json")))
+        assert view["mtu"] == 1430 and view["kernel"]["vxlan"]["local"] == "fd77::12"
+        ok(h1.cnet("create", "ns", "a6", "--network", "ov6"))
+        ok(h2.cnet("create", "ns", "b6", "--network", "ov6"))
+        ok(h1.cnet("create", "overlay", "ov6", "--exist-ok"))  # h1 syncs: b6's entries
+        assert "fd77::12" in {vtep for _, vtep in fdb(h1, f"cnvx{view['kernel']['vxlan']['vni']}")}
+        b6 = address_of(h2, "b6", "ov6")
+        full = h1.run(["ip", "netns", "exec", "a6", "ping", "-c1", "-W2", "-M", "do", "-s", str(1430 - 28), b6])
+        assert full.returncode == 0, full.stdout + full.stderr
+        refused = h3.cnet("create", "overlay", "ov6")
+        assert refused.returncode == 4 and "runs over IPv6 between its hosts" in refused.stderr, refused.stderr
+        assert "ov6" not in h3.links()
+    finally:
+        for n, h in ((1, h1), (2, h2)):
+            h.cnet("delete", "network", "ov6", "--force")
+            h.run(["ip", "addr", "del", f"fd77::1{n}/64", "dev", "eth0"])
+            cluster._write_config(n)

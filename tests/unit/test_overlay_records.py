@@ -246,3 +246,16 @@ def test_leave_retries_when_another_host_joins_meanwhile():
     records.leave(db, n, "h1")
     assert records.read_network(db, "ov0") is not None
     assert [kv.key for kv in db.get_prefix("/cnet/members/ov0/")[0]] == ["/cnet/members/ov0/h2"]
+
+
+def test_member_vteps_are_the_records_then_the_members_registrations():
+    db = MemoryStore()
+    records.define(db, net())
+    records.join(db, "ov0", "h1")
+    records.register_host(db, "h1", "fd00::1")
+    records.join(db, "ov0", "h2")  # a member without an address record, nor a registration yet
+    records.reserve(db, net(), ep("a"), set(), "h3", "10.0.0.3")  # a host with an address, not a member
+    assert records.member_vteps(db, "ov0") == {"h1": "fd00::1", "h3": "10.0.0.3"}
+    records.register_host(db, "h3", "fd00::3")  # its record's VTEP is what other hosts install
+    records.register_host(db, "h2", "10.0.0.2")
+    assert records.member_vteps(db, "ov0") == {"h1": "fd00::1", "h2": "10.0.0.2", "h3": "10.0.0.3"}

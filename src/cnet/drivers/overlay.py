@@ -32,7 +32,7 @@ from . import overlay_store as records
 from .base import FirewallNeeds
 
 OPTIONS = {"vni", "store", "host", "vtep"}
-VXLAN_OVERHEAD = 50  # outer Ethernet, IPv4, UDP and VXLAN headers
+VXLAN_OVERHEAD = {4: 50, 6: 70}  # outer Ethernet, IPv4 or IPv6 (by the underlay's family), UDP and VXLAN headers
 
 
 def vxlan_name(net: Network) -> str:
@@ -56,11 +56,17 @@ def join(name: str, request: dict, config, kernel) -> dict:
     vtep, underlay_mtu = _advertise(config.advertise, db, kernel.netlink)
     options.update(store=url, host=config.host or socket.gethostname(), vtep=vtep)
     vni = options.get("vni")
+    family = ipaddress.ip_address(vtep).version
     record = records.read_network(db, name)
     if record is None:
         options["vni"] = records.free_vni(db) if vni is None else vni
-        mtu = request.get("mtu") or underlay_mtu - VXLAN_OVERHEAD
+        mtu = request.get("mtu") or underlay_mtu - VXLAN_OVERHEAD[family]
         return {**request, "mtu": mtu, "options": options}
+    for host, theirs in sorted(records.member_vteps(db, name).items()):
+        if host != options["host"] and ipaddress.ip_address(theirs).version != family:
+            raise Conflict(f"overlay {name} runs over IPv{6 if family == 4 else 4} between its hosts ({host}: {theirs})"
+                           f" and this host's underlay address is {vtep}: one family for all of them"
+                           " (set `advertise:` in the config)")
     asked = [str(parse_cidr(s)) for s in request.get("subnets") or ()]
     recorded = [s["subnet"] for s in record["subnets"]]
     differences = [f"{what} {mine}, the store's {theirs}" for what, mine, theirs in (

@@ -172,6 +172,21 @@ def leave(db, net: Network, host: str) -> list[tuple[str, str]]:
     raise Conflict(f"overlay {name}: other hosts kept changing it; run the delete again")
 
 
+def member_vteps(db, name: str) -> dict[str, str]:
+    """{host: its underlay address} of the network's hosts: the VTEPs of its
+    address records, and of its members as they registered them."""
+    found = {record["host"]: record["vtep"] for _, record in records(db, name) if record.get("vtep")}
+    members, _ = db.get_prefix(members_prefix(name))
+    for kv in members:
+        host = kv.key.rsplit("/", 1)[1]
+        if host in found:
+            continue
+        registered = db.get(f"{ROOT}hosts/{host}")
+        if registered is not None and registered.json().get("vtep"):
+            found[host] = registered.json()["vtep"]
+    return found
+
+
 def holders(db, name: str) -> set[str]:
     """The hosts that hold the network: its members, and the hosts of its address records."""
     members, _ = db.get_prefix(members_prefix(name))
