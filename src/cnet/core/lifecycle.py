@@ -205,7 +205,9 @@ class LifecycleOps(CnetBase):
                 continue  # a host sandbox has no namespace of its own; a joined one is its target's
             names = {ep.ifname for ep in state.endpoints_of_sandbox(sb.name)}
             names |= {ifb_name(name) for name in names}
-            tags = kernel.inside(netns.path_of(sb.name)).link_tags()
+            path = netns.path_of(sb.name)
+            tags = kernel.inside(path).link_tags()
+            kernel.forget(path)  # one handle open at a time: a socket each, and 1,000 sandboxes
             for name, (alias, group) in sorted(tags.items()):
                 if name in names or not self.owner.owns_link(alias, group):
                     continue
